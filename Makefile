@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    creates .venv, installs requirements.txt and Fashion-MNIST, runs the main job
+#   make test   the same set-up, then the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+WORKDIR ?= runs/ablation_shuffle
+
+.PHONY: setup data run test complexity
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# Fashion-MNIST's original IDX files from the distribution (Debian/Ubuntu); elsewhere the
+# input pipeline tells how to get them.
+data:
+	@if [ ! -f $(FMNIST) ] && command -v apt-get >/dev/null; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+run: setup
+	$(PY) main.py --config=configs/ablation_shuffle.py --workdir=$(WORKDIR)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+complexity: setup
+	$(PY) -m shufflenet_jax.complexity

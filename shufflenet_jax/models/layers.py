@@ -1,0 +1,190 @@
+"""The ShuffleNet building blocks: grouped 1x1 conv, 3x3 depthwise conv, channel shuffle.
+
+The two convolutions each sit behind one layer with selectable implementations
+(``impl=``). Every implementation computes exactly what the
+``lax.conv_general_dilated`` reference computes (tests/test_layers.py checks outputs and
+gradients), and all of them read the same parameter layout, so a checkpoint trained with
+one implementation loads under any other:
+
+* grouped 1x1 conv kernel: ``(1, 1, in_channels // groups, out_channels)`` (HWIO, the
+  layout ``lax`` uses with ``feature_group_count``; output channel ``o`` belongs to group
+  ``o // (out_channels // groups)``);
+* depthwise 3x3 kernel: ``(3, 3, 1, channels)``.
+
+Why several implementations: XLA:CPU lowers the weight gradient of a grouped convolution
+to a dense masked convolution, about ``groups`` times the work (DESIGN section 7); a
+group-major batched matmul avoids that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag")
+DEPTHWISE_IMPLS = ("lax", "shift")
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+def he_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """He-normal on fan-in (the usual choice for ReLU networks), for HWIO / IO kernels.
+
+  Outside a trace the numbers come from NumPy seeded by the key: ``jax.random`` would
+  compile one XLA program per kernel shape, which made building a model take seconds.
+  Under a trace (``jax.jit``, ``nnx.eval_shape``) it falls back to ``jax.random``.
+  """
+  std = math.sqrt(2.0 / math.prod(shape[:-1]))
+  if isinstance(key, jax.core.Tracer):
+    return jax.random.normal(key, shape, dtype) * std
+  seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+  values = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) * std
+  return jnp.asarray(values, dtype)
+
+
+def _check_choice(name: str, value, valid) -> None:
+  if value not in valid:
+    raise ValueError(
+        f"{name}={value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
+
+
+def channel_shuffle(x: jax.Array, groups: int) -> jax.Array:
+  """Channel shuffle (paper Sec. 3.1, Fig. 1c) on an NHWC tensor.
+
+  The C channels are read as a (groups, C // groups) matrix, transposed to
+  (C // groups, groups) and flattened, so output channel ``k * groups + j`` is input channel
+  ``j * (C // groups) + k``: after the shuffle every group of the next grouped conv sees
+  one channel from each group of the previous one.
+  """
+  *lead, c = x.shape
+  if c % groups:
+    raise ValueError(f"channel_shuffle: groups={groups} does not divide {c} channels")
+  return x.reshape(*lead, groups, c // groups).swapaxes(-1, -2).reshape(*lead, c)
+
+
+def _group_major(kernel: jax.Array, groups: int) -> jax.Array:
+  """(1, 1, c, g*d) HWIO kernel -> (g, c, d) per-group matrices."""
+  _, _, c, out = kernel.shape
+  return kernel.reshape(c, groups, out // groups).transpose(1, 0, 2)
+
+
+def pointwise_conv(x: jax.Array, kernel: jax.Array, groups: int,
+                   impl: str = "lax") -> jax.Array:
+  """Grouped 1x1 convolution of NHWC ``x`` with an HWIO ``(1, 1, C/g, D)`` kernel."""
+  _check_choice("pointwise_impl", impl, POINTWISE_IMPLS)
+  n, h, w, cin = x.shape
+  out = kernel.shape[-1]
+  if impl == "lax":
+    return jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), "VALID", dimension_numbers=_DIMS, feature_group_count=groups)
+  if groups == 1:  # every matmul form is the same plain matmul
+    return jnp.dot(x, kernel[0, 0])
+  c, d = cin // groups, out // groups
+  wg = _group_major(kernel, groups)  # (g, c, d)
+  if impl == "einsum":
+    y = jnp.einsum("nhwgc,gcd->nhwgd", x.reshape(n, h, w, groups, c), wg)
+    return y.reshape(n, h, w, out)
+  if impl == "matmul":
+    # Group-major batched matmul: (g, M, c) @ (g, c, d); the batch dim leads, which XLA:CPU
+    # turns into `groups` dense GEMMs for the forward pass and both gradients.
+    xg = x.reshape(n * h * w, groups, c).transpose(1, 0, 2)
+    y = jax.lax.dot_general(xg, wg, (((2,), (1,)), ((0,), (0,))))  # (g, M, d)
+    return y.transpose(1, 0, 2).reshape(n, h, w, out)
+  # blockdiag: one dense (C, D) matmul with a block-diagonal kernel (zeros off the blocks).
+  eye = jnp.eye(groups, dtype=kernel.dtype)
+  dense = jnp.einsum("gcd,gh->gchd", wg, eye).reshape(cin, out)
+  return jnp.dot(x, dense)
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
+                   impl: str = "lax") -> jax.Array:
+  """3x3 depthwise convolution, padding 1, of NHWC ``x`` with a ``(3, 3, 1, C)`` kernel."""
+  _check_choice("depthwise_impl", impl, DEPTHWISE_IMPLS)
+  c = x.shape[-1]
+  kh, kw = kernel.shape[:2]
+  ph, pw = kh // 2, kw // 2
+  if impl == "lax":
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), ((ph, ph), (pw, pw)), dimension_numbers=_DIMS,
+        feature_group_count=c)
+  # shift: the sum of kh*kw shifted, strided slices times a per-channel weight.
+  _, h, w, _ = x.shape
+  ho = (h + 2 * ph - kh) // stride + 1
+  wo = (w + 2 * pw - kw) // stride + 1
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  out = None
+  for i in range(kh):
+    for j in range(kw):
+      tap = jax.lax.slice(xp, (0, i, j, 0),
+                          (xp.shape[0], i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
+                          (1, stride, stride, 1))
+      term = tap * kernel[i, j, 0]
+      out = term if out is None else out + term
+  return out
+
+
+class PointwiseConv(nnx.Module):
+  """Grouped 1x1 convolution without bias (paper Sec. 3.1 "pointwise group convolution")."""
+
+  def __init__(self, in_channels: int, out_channels: int, *, groups: int = 1,
+               impl: str = "lax", dtype=None, rngs: nnx.Rngs):
+    _check_choice("pointwise_impl", impl, POINTWISE_IMPLS)
+    if in_channels % groups or out_channels % groups:
+      raise ValueError(
+          f"groups={groups} must divide both in_channels={in_channels} and "
+          f"out_channels={out_channels}")
+    self.groups = groups
+    self.impl = impl
+    self.dtype = dtype
+    self.kernel = nnx.Param(
+        he_init(rngs.params(), (1, 1, in_channels // groups, out_channels), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.kernel[...]
+    if self.dtype is not None:
+      x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    return pointwise_conv(x, kernel, self.groups, self.impl)
+
+
+class DepthwiseConv(nnx.Module):
+  """3x3 depthwise convolution without bias, padding 1 (same as the official release)."""
+
+  def __init__(self, channels: int, *, stride: int = 1, impl: str = "lax", dtype=None,
+               rngs: nnx.Rngs):
+    _check_choice("depthwise_impl", impl, DEPTHWISE_IMPLS)
+    self.stride = stride
+    self.impl = impl
+    self.dtype = dtype
+    self.kernel = nnx.Param(he_init(rngs.params(), (3, 3, 1, channels), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.kernel[...]
+    if self.dtype is not None:
+      x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    return depthwise_conv(x, kernel, self.stride, self.impl)
+
+
+def batch_norm(channels: int, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  # momentum 0.9 == PyTorch's momentum=0.1 (the official release); eps as in PyTorch.
+  return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+
+
+def pool_3x3_s2(x: jax.Array, kind: str) -> jax.Array:
+  """3x3 stride-2 pooling with padding 1 on each side (as the official release).
+
+  The padding is an explicit ``jnp.pad`` followed by a VALID window, which exports to a
+  TFLite PAD + pool that XNNPACK accepts (DESIGN section 6). Average pooling divides by 9
+  everywhere (PyTorch's ``count_include_pad=True``). Max pooling pads with zeros, which is
+  exact because it only ever follows a ReLU.
+  """
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  window, strides = (1, 3, 3, 1), (1, 2, 2, 1)
+  if kind == "avg":
+    # Python-scalar init values let JAX see a sum / max monoid, which it can differentiate.
+    return jax.lax.reduce_window(xp, 0.0, jax.lax.add, window, strides, "VALID") / 9
+  if kind == "max":
+    return jax.lax.reduce_window(xp, -jnp.inf, jax.lax.max, window, strides, "VALID")
+  raise ValueError(f"pool kind={kind!r}; valid: avg, max")

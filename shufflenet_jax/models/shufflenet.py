@@ -1,0 +1,192 @@
+"""ShuffleNet v1 (Zhang, Zhou, Lin, Sun, CVPR 2018) as Flax NNX modules.
+
+Architecture (paper Table 1, DESIGN section 3): conv1 3x3 s2 (24 ch) + BN + ReLU ->
+max pool 3x3 s2 -> stages 2/3/4 of 4/8/4 ShuffleNet units (the first unit of each stage
+has stride 2) -> global average pool -> FC with bias.
+
+The ``small`` stem (for 28x28 / 32x32 proxy data) makes conv1 stride 1 and drops the max
+pool; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from shufflenet_jax.models import layers
+
+GROUPS = (1, 2, 3, 4, 8)
+WIDTHS = (0.25, 0.5, 1.0, 1.5, 2.0)
+DEPTHS = ("standard", "shallow")
+STEMS = ("imagenet", "small")
+
+# Paper Table 1: output channels of stages 2, 3, 4 at width 1x, per group count.
+STAGE_CHANNELS_1X = {
+    1: (144, 288, 576),
+    2: (200, 400, 800),
+    3: (240, 480, 960),
+    4: (272, 544, 1088),
+    8: (384, 768, 1536),
+}
+# Units per stage (the first has stride 2). Shallow (Table 5): half the units, 26 layers.
+STAGE_REPEATS = {"standard": (4, 8, 4), "shallow": (2, 4, 2)}
+# Shallow networks are widened by this factor so that 0.5x shallow g3 lands at the paper's
+# ~40 MFLOPs (Table 5): stages 180/360/720, conv1 12 -> 41.6 MFLOPs.
+SHALLOW_WIDEN = 1.5
+SE_REDUCTION = 16
+
+
+def _validate(groups, width, depth) -> None:
+  if groups not in GROUPS:
+    raise ValueError(f"groups={groups!r} is not one of the paper's group counts; "
+                     f"valid groups: {', '.join(map(str, GROUPS))}")
+  if width not in WIDTHS:
+    raise ValueError(f"width={width!r} is not one of the paper's width factors; "
+                     f"valid widths: {', '.join(map(str, WIDTHS))}")
+  if depth not in DEPTHS:
+    raise ValueError(f"depth={depth!r}; valid depths: {', '.join(DEPTHS)}")
+
+
+def stage_channels(groups: int, width: float, depth: str = "standard") -> tuple[int, ...]:
+  """Output channels of stages 2-4: ceil(w * s / (4g)) * 4g (the official release's rule).
+
+  Multiples of 4g keep the bottleneck (stage_out // 4) divisible by g.
+  """
+  _validate(groups, width, depth)
+  scale = width * (SHALLOW_WIDEN if depth == "shallow" else 1.0)
+  q = 4 * groups
+  return tuple(math.ceil(w * scale / q) * q for w in STAGE_CHANNELS_1X[groups])
+
+
+def stem_channels(groups: int, width: float) -> int:
+  """conv1 output channels: 24 at 1x and 1.5x, 48 at 2x, g * ceil(24 s / g) below 1x."""
+  _validate(groups, width, "standard")
+  if width < 1.0:
+    return groups * math.ceil(24 * width / groups)
+  return 48 if width >= 2.0 else 24
+
+
+class SqueezeExcite(nnx.Module):
+  """Squeeze-and-excitation (Hu et al.) on a unit's branch output, reduction 16."""
+
+  def __init__(self, channels: int, *, dtype=None, rngs: nnx.Rngs):
+    hidden = max(1, channels // SE_REDUCTION)
+    kw = dict(kernel_init=layers.he_init, dtype=dtype, rngs=rngs)
+    self.reduce = nnx.Linear(channels, hidden, **kw)
+    self.expand = nnx.Linear(hidden, channels, **kw)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    s = jnp.mean(x, axis=(1, 2))
+    s = jax.nn.sigmoid(self.expand(jax.nn.relu(self.reduce(s))))
+    return x * s[:, None, None, :].astype(x.dtype)
+
+
+class ShuffleUnit(nnx.Module):
+  """ShuffleNet unit (paper Fig. 2b, stride 1; Fig. 2c, stride 2).
+
+  Branch: 1x1 group conv -> BN -> ReLU -> channel shuffle -> 3x3 depthwise conv (stride)
+  -> BN -> 1x1 group conv -> BN [-> SE]. Stride 1 adds the input, stride 2 concatenates a
+  3x3 s2 average pool of the input (so the branch makes out - in channels); then ReLU.
+  """
+
+  def __init__(self, in_channels: int, out_channels: int, *, stride: int, groups: int,
+               group_first_conv: bool = True, shuffle: bool = True, se: bool = False,
+               pointwise_impl: str = "lax", depthwise_impl: str = "lax", dtype=None,
+               rngs: nnx.Rngs):
+    if stride not in (1, 2):
+      raise ValueError(f"stride={stride}; valid: 1, 2")
+    if stride == 1 and in_channels != out_channels:
+      raise ValueError(f"a stride-1 unit needs in_channels == out_channels, got "
+                       f"{in_channels} -> {out_channels}")
+    mid = out_channels // 4
+    branch_out = out_channels - in_channels if stride == 2 else out_channels
+    self.stride = stride
+    self.groups = groups
+    self.shuffle = shuffle
+    pw = dict(impl=pointwise_impl, dtype=dtype, rngs=rngs)
+    self.conv1 = layers.PointwiseConv(in_channels, mid,
+                                      groups=groups if group_first_conv else 1, **pw)
+    self.bn1 = layers.batch_norm(mid, dtype, rngs)
+    self.dwconv = layers.DepthwiseConv(mid, stride=stride, impl=depthwise_impl, dtype=dtype,
+                                       rngs=rngs)
+    self.bn2 = layers.batch_norm(mid, dtype, rngs)
+    self.conv2 = layers.PointwiseConv(mid, branch_out, groups=groups, **pw)
+    self.bn3 = layers.batch_norm(branch_out, dtype, rngs)
+    self.se = SqueezeExcite(branch_out, dtype=dtype, rngs=rngs) if se else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = jax.nn.relu(self.bn1(self.conv1(x)))
+    if self.shuffle and self.groups > 1:
+      y = layers.channel_shuffle(y, self.groups)
+    y = self.bn2(self.dwconv(y))
+    y = self.bn3(self.conv2(y))
+    if self.se is not None:
+      y = self.se(y)
+    if self.stride == 2:
+      shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg")
+      return jax.nn.relu(jnp.concatenate([shortcut, y], axis=-1))
+    return jax.nn.relu(x.astype(y.dtype) + y)
+
+
+class ShuffleNet(nnx.Module):
+  """ShuffleNet v1.
+
+  Args:
+    groups: g, the group count of the 1x1 convolutions (1, 2, 3, 4, 8).
+    width: s, the width factor (0.25, 0.5, 1.0, 1.5, 2.0).
+    shuffle: channel shuffle on/off (Table 3); off removes the shuffle and nothing else.
+    depth: ``standard`` (4/8/4 units) or ``shallow`` (2/4/2 units, widened, Table 5).
+    se: squeeze-excitation on every unit's branch (Table 5 "with SE").
+    stem: ``imagenet`` (conv1 stride 2 + max pool) or ``small`` (conv1 stride 1, no pool).
+    num_classes, in_channels: classifier size and input channels.
+    pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py).
+    dtype: compute dtype (e.g. jnp.bfloat16); parameters stay float32.
+  """
+
+  def __init__(self, *, groups: int = 3, width: float = 1.0, shuffle: bool = True,
+               depth: str = "standard", se: bool = False, stem: str = "imagenet",
+               num_classes: int = 1000, in_channels: int = 3,
+               pointwise_impl: str = "lax", depthwise_impl: str = "lax", dtype=None,
+               rngs: nnx.Rngs):
+    _validate(groups, width, depth)
+    if stem not in STEMS:
+      raise ValueError(f"stem={stem!r}; valid stems: {', '.join(STEMS)}")
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+      if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r}; must be a positive integer")
+    self.groups, self.width, self.shuffle, self.depth, self.se = groups, width, shuffle, depth, se
+    self.stem = stem
+    self.dtype = dtype
+    conv1 = stem_channels(groups, width)
+    self.stage_channels = stage_channels(groups, width, depth)
+    self.conv1 = nnx.Conv(in_channels, conv1, (3, 3), strides=2 if stem == "imagenet" else 1,
+                          padding=((1, 1), (1, 1)), use_bias=False, kernel_init=layers.he_init,
+                          dtype=dtype, rngs=rngs)
+    self.bn1 = layers.batch_norm(conv1, dtype, rngs)
+    unit_kw = dict(groups=groups, shuffle=shuffle, se=se, pointwise_impl=pointwise_impl,
+                   depthwise_impl=depthwise_impl, dtype=dtype, rngs=rngs)
+    units = []
+    c_in = conv1
+    for stage, (c_out, repeats) in enumerate(zip(self.stage_channels, STAGE_REPEATS[depth])):
+      for i in range(repeats):
+        # Stage 2's first pointwise conv is not grouped: its input has only conv1's channels.
+        units.append(ShuffleUnit(c_in, c_out, stride=2 if i == 0 else 1,
+                                 group_first_conv=not (stage == 0 and i == 0), **unit_kw))
+        c_in = c_out
+    self.units = nnx.List(units)
+    self.fc = nnx.Linear(c_in, num_classes, kernel_init=layers.he_init, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
+    x = jax.nn.relu(self.bn1(self.conv1(x)))
+    if self.stem == "imagenet":
+      x = layers.pool_3x3_s2(x, "max")
+    for unit in self.units:
+      x = unit(x)
+    x = jnp.mean(x, axis=(1, 2))
+    return self.fc(x).astype(jnp.float32)

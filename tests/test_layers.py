@@ -1,0 +1,88 @@
+"""Every implementation of the two convolutions equals the lax reference (values and
+gradients), and the channel shuffle is the exact (g, n) -> (n, g) permutation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from shufflenet_jax.models import layers
+
+
+def test_channel_shuffle_is_the_g_n_transpose():
+  # 6 channels, g=2: groups (0 1 2) (3 4 5) -> (n, g) order 0 3 1 4 2 5.
+  x = jnp.arange(6.0).reshape(1, 1, 1, 6)
+  np.testing.assert_array_equal(layers.channel_shuffle(x, 2)[0, 0, 0], [0, 3, 1, 4, 2, 5])
+  # g=3, 12 channels: output k*g + j is input j*n + k.
+  g, n = 3, 4
+  x = jnp.arange(g * n, dtype=jnp.float32).reshape(1, 1, 1, g * n)
+  out = np.asarray(layers.channel_shuffle(x, g))[0, 0, 0]
+  expected = [j * n + k for k in range(n) for j in range(g)]
+  np.testing.assert_array_equal(out, expected)
+
+
+def test_channel_shuffle_rejects_indivisible_channels():
+  with pytest.raises(ValueError, match="groups=4"):
+    layers.channel_shuffle(jnp.zeros((1, 1, 1, 6)), 4)
+
+
+def _max_rel_err(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
+
+
+def _value_and_grads(fn, x, k):
+  # A fixed random cotangent so every output element's gradient path is exercised.
+  def loss(x, k):
+    y = fn(x, k)
+    return jnp.sum(y * jnp.sin(jnp.arange(y.size, dtype=y.dtype).reshape(y.shape)))
+  y = fn(x, k)
+  gx, gk = jax.grad(loss, argnums=(0, 1))(x, k)
+  return y, gx, gk
+
+
+@pytest.mark.parametrize("impl", layers.POINTWISE_IMPLS)
+@pytest.mark.parametrize("groups,cin,cout", [(1, 24, 60), (3, 240, 60), (8, 64, 384),
+                                             (2, 50, 176)])
+def test_pointwise_impls_match_lax_reference(impl, groups, cin, cout):
+  kx, kk = jax.random.split(jax.random.key(groups))
+  x = jax.random.normal(kx, (2, 5, 7, cin))
+  k = jax.random.normal(kk, (1, 1, cin // groups, cout))
+  ref = _value_and_grads(lambda x, k: layers.pointwise_conv(x, k, groups, "lax"), x, k)
+  got = _value_and_grads(lambda x, k: layers.pointwise_conv(x, k, groups, impl), x, k)
+  for r, g in zip(ref, got):
+    assert g.shape == r.shape
+    assert _max_rel_err(g, r) < 1e-5
+
+
+@pytest.mark.parametrize("impl", layers.DEPTHWISE_IMPLS)
+@pytest.mark.parametrize("stride,size", [(1, 7), (2, 8), (2, 7), (1, 4)])
+def test_depthwise_impls_match_lax_reference(impl, stride, size):
+  kx, kk = jax.random.split(jax.random.key(size))
+  x = jax.random.normal(kx, (2, size, size + 1, 12))
+  k = jax.random.normal(kk, (3, 3, 1, 12))
+  ref = _value_and_grads(lambda x, k: layers.depthwise_conv(x, k, stride, "lax"), x, k)
+  got = _value_and_grads(lambda x, k: layers.depthwise_conv(x, k, stride, impl), x, k)
+  for r, g in zip(ref, got):
+    assert g.shape == r.shape
+    assert _max_rel_err(g, r) < 1e-5
+
+
+def test_unknown_impl_names_the_choices():
+  with pytest.raises(ValueError, match="pointwise_impl='fft'.*lax, einsum, matmul, blockdiag"):
+    layers.pointwise_conv(jnp.zeros((1, 1, 1, 4)), jnp.zeros((1, 1, 4, 4)), 1, "fft")
+  with pytest.raises(ValueError, match="depthwise_impl='x'.*lax, shift"):
+    layers.depthwise_conv(jnp.zeros((1, 3, 3, 4)), jnp.zeros((3, 3, 1, 4)), 1, "x")
+
+
+def test_pool_3x3_s2_matches_padded_reference():
+  x = jax.random.uniform(jax.random.key(0), (1, 6, 5, 2))
+  xp = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  avg = np.asarray(layers.pool_3x3_s2(x, "avg"))
+  mx = np.asarray(layers.pool_3x3_s2(x, "max"))
+  assert avg.shape == mx.shape == (1, 3, 3, 2)
+  for i in range(3):
+    for j in range(3):
+      win = xp[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+      np.testing.assert_allclose(avg[0, i, j], win.sum((0, 1)) / 9, rtol=1e-6)
+      np.testing.assert_allclose(mx[0, i, j], win.max((0, 1)), rtol=1e-6)
