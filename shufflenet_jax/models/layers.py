@@ -30,19 +30,27 @@ DEPTHWISE_IMPLS = ("lax", "shift")
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
-def he_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
-  """He-normal on fan-in (the usual choice for ReLU networks), for HWIO / IO kernels.
+def normal_init(std_of_fan_in):
+  """A normal initializer with std = ``std_of_fan_in(fan_in)`` for HWIO / IO kernels.
 
   Outside a trace the numbers come from NumPy seeded by the key: ``jax.random`` would
   compile one XLA program per kernel shape, which made building a model take seconds.
   Under a trace (``jax.jit``, ``nnx.eval_shape``) it falls back to ``jax.random``.
   """
-  std = math.sqrt(2.0 / math.prod(shape[:-1]))
-  if isinstance(key, jax.core.Tracer):
-    return jax.random.normal(key, shape, dtype) * std
-  seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
-  values = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) * std
-  return jnp.asarray(values, dtype)
+  def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+    std = std_of_fan_in(math.prod(shape[:-1]))
+    if isinstance(key, jax.core.Tracer):
+      return jax.random.normal(key, shape, dtype) * std
+    seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+    values = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) * std
+    return jnp.asarray(values, dtype)
+  return init
+
+
+# He-normal on fan-in for convolutions (ReLU networks); the classifier starts small
+# (std 0.01, as the official release) so the first steps see a loss near log(classes).
+he_init = normal_init(lambda fan_in: math.sqrt(2.0 / fan_in))
+classifier_init = normal_init(lambda fan_in: 0.01)
 
 
 def _check_choice(name: str, value, valid) -> None:

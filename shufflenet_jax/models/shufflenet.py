@@ -178,7 +178,7 @@ class ShuffleNet(nnx.Module):
                                  group_first_conv=not (stage == 0 and i == 0), **unit_kw))
         c_in = c_out
     self.units = nnx.List(units)
-    self.fc = nnx.Linear(c_in, num_classes, kernel_init=layers.he_init, dtype=dtype, rngs=rngs)
+    self.fc = nnx.Linear(c_in, num_classes, kernel_init=layers.classifier_init, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.dtype is not None:

@@ -1,0 +1,48 @@
+"""The paper's ImageNet recipe (Sec. 4; DESIGN section 4) on tfds `imagenet2012`.
+
+  python main.py --config=configs/imagenet.py --workdir=runs/imagenet_1.0x_g3 \\
+      --config.data_dir=/path/to/tensorflow_datasets
+  python main.py --config=configs/imagenet.py:model=shufflenet_0.5x_g3,batch=256 ...
+
+SGD momentum 0.9, LR 0.5 at batch 1024 scaled linearly with the batch, linear decay to 0
+over 3e5 steps at batch 1024 (~240 epochs), weight decay 4e-5 on kernels, random-resized
+crop (area (0.08, 1), or (0.49, 1) below 1x width) + flip, eval resize 256 / center crop
+224. Label smoothing 0.1 as in the official release (set 0 for the paper's recipe).
+ImageNet needs a manual download; the error message says how to prepare it.
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  opts = dict(kv.split("=", 1) for kv in arg.split(",")) if arg else {}
+  unknown = set(opts) - {"model", "batch"}
+  if unknown:
+    raise ValueError(f"configs/imagenet.py: unknown option(s) {sorted(unknown)}; "
+                     "valid: model=NAME, batch=N")
+  c = default.get_config("proxy")
+  c.preset = "imagenet"
+  c.model = opts.get("model", "shufflenet_1.0x_g3")
+  c.model_kwargs = ml_collections.ConfigDict({"stem": "imagenet"})
+  c.dataset = "imagenet2012"
+  c.image_size = 224
+  c.augment = "random_resized_crop"
+  narrow = any(f"_{w}x_" in c.model for w in ("0.25", "0.5"))
+  c.crop_area = (0.49, 1.0) if narrow else (0.08, 1.0)
+  c.eval_resize = 256
+  c.cache = False
+  c.shuffle_buffer = 16384
+  c.batch_size = int(opts.get("batch", 1024))
+  c.eval_batch_size = 1000
+  c.learning_rate = 0.5        # at batch 1024, scaled linearly with batch_size
+  c.lr_reference_batch = 1024
+  c.num_train_steps = int(300_000 * 1024 / c.batch_size)
+  c.warmup_steps = 0
+  c.weight_decay = 4e-5
+  c.label_smoothing = 0.1
+  c.log_every_steps = 100
+  c.eval_every_steps = 10_000
+  c.checkpoint_every_steps = 2000
+  return c

@@ -1,0 +1,59 @@
+"""Entry point: one training run, or a sweep when the config declares one.
+
+  python main.py --config=configs/default.py:quick --workdir=runs/quick
+  python main.py --config=configs/ablation_shuffle.py
+  python main.py --config=configs/default.py --config.model=shufflenet_0.5x_g8 --workdir=...
+
+Kept short on purpose: everything lives in shufflenet_jax/ and experiments/.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
+config_flags.DEFINE_config_file("config", None, "Config file (path.py[:preset]).",
+                                lock_config=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # tf.data only feeds the host; keep TensorFlow off any accelerator.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")
+  import jax
+
+  from shufflenet_jax import input_pipeline, records, train
+
+  # Orbax logs every step of every save at INFO; keep the run's own progress readable.
+  logging.get_absl_logger().addFilter(
+      lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
+  if FLAGS.distributed:
+    jax.distributed.initialize()
+  config = FLAGS.config
+  logging.info("JAX process %d / %d; devices: %s", jax.process_index(), jax.process_count(),
+               jax.devices())
+  logging.info("versions: %s", records.library_versions())
+  try:
+    if "sweep" in config:
+      from experiments import runner
+      runner.run_sweep(config, FLAGS.workdir)
+    else:
+      if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required for a single run")
+      train.train_and_evaluate(config, FLAGS.workdir)
+  except (ValueError, input_pipeline.DatasetUnavailableError, train.NonFiniteLossError) as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

@@ -1,0 +1,276 @@
+"""tensorflow-datasets -> augmented, per-process batches (NHWC float32, normalized).
+
+Determinism: the training stream is a pure function of (config.seed, step). Shuffling uses
+a fixed seed, every augmentation draws from stateless RNG ops keyed on (seed, the example's
+position in the stream), and resuming at step k skips k * batch examples *before* the
+augmentation, so a resumed run sees exactly the batches an uninterrupted one would.
+
+Evaluation is padded and masked: every example of the split is counted exactly once, on
+any number of processes, and every process runs the same number of eval batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from tensorflow_datasets.image_classification.mnist import FashionMNIST
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DatasetUnavailableError(RuntimeError):
+  """The dataset is not on this machine; the message says how to get it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  tfds_name: str
+  num_classes: int
+  channels: int
+  train_split: str
+  eval_split: str
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  how_to_get: str
+
+
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+DATASETS = {
+    "fashion_mnist": DatasetSpec(
+        "fashion_mnist", 10, 1, "train", "test", (0.2860,), (0.3530,),
+        "On Debian/Ubuntu: `sudo apt-get update && sudo apt-get install "
+        "dataset-fashion-mnist` (puts the IDX files in /usr/share/datasets/fashion-mnist; "
+        "`make setup` does this). Elsewhere, with network access, tfds downloads it "
+        "(`python -c \"import tensorflow_datasets as tfds; tfds.builder('fashion_mnist')"
+        ".download_and_prepare()\"`)."),
+    "cifar10": DatasetSpec(
+        "cifar10", 10, 3, "train", "test", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        "With network access: `python -c \"import tensorflow_datasets as tfds; "
+        "tfds.builder('cifar10').download_and_prepare()\"`, or copy a prepared "
+        "tensorflow_datasets/cifar10 directory into --config.data_dir."),
+    "imagenette": DatasetSpec(
+        "imagenette/full-size-v2", 10, 3, "train", "validation", _IMAGENET_MEAN, _IMAGENET_STD,
+        "With network access: `python -c \"import tensorflow_datasets as tfds; "
+        "tfds.builder('imagenette/full-size-v2').download_and_prepare()\"`."),
+    "imagenet2012": DatasetSpec(
+        "imagenet2012", 1000, 3, "train", "validation", _IMAGENET_MEAN, _IMAGENET_STD,
+        "ImageNet needs a manual download: get ILSVRC2012_img_train.tar and "
+        "ILSVRC2012_img_val.tar from image-net.org, put them in <data_dir>/downloads/manual/ "
+        "and run `python -c \"import tensorflow_datasets as tfds; "
+        "tfds.builder('imagenet2012', data_dir='<data_dir>').download_and_prepare()\"` "
+        "(see the tfds imagenet2012 catalog page)."),
+}
+
+
+def splits(config) -> tuple[str, str]:
+  """(train split, eval split): the dataset's, unless the config names tfds slices
+  (e.g. ``train[:2000]``, for tests)."""
+  spec = dataset_spec(config.dataset)
+  return (config.get("train_split") or spec.train_split,
+          config.get("eval_split") or spec.eval_split)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+  if name not in DATASETS:
+    raise ValueError(f"dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
+  return DATASETS[name]
+
+
+class _FashionMnistFromDebian(FashionMNIST, skip_registration=True):
+  """tfds's own fashion_mnist builder, fed the distribution's IDX files instead of a
+  download. It prepares the very dataset `tfds.builder('fashion_mnist')` reads."""
+
+  name = "fashion_mnist"
+
+  def _split_generators(self, dl_manager):
+    out = Path(self.data_dir).parent.parent / "downloads" / "fashion_mnist_debian"
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, stem in (("train_data", "train-images-idx3-ubyte"),
+                      ("train_labels", "train-labels-idx1-ubyte"),
+                      ("test_data", "t10k-images-idx3-ubyte"),
+                      ("test_labels", "t10k-labels-idx1-ubyte")):
+      with gzip.open(FASHION_MNIST_DIR / f"{stem}.gz") as src, open(out / stem, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+      files[key] = str(out / stem)
+    return [
+        tfds.core.SplitGenerator(name=tfds.Split.TRAIN, gen_kwargs=dict(
+            num_examples=60000, data_path=files["train_data"], label_path=files["train_labels"])),
+        tfds.core.SplitGenerator(name=tfds.Split.TEST, gen_kwargs=dict(
+            num_examples=10000, data_path=files["test_data"], label_path=files["test_labels"])),
+    ]
+
+
+def get_builder(config) -> tfds.core.DatasetBuilder:
+  """The prepared tfds builder for ``config.dataset`` in ``config.data_dir``.
+
+  Fashion-MNIST is prepared once from the distribution's files. Other datasets are used
+  as prepared, or, with ``config.download=True``, prepared by tfds (downloading, or from
+  the manual dir for ImageNet). Raises DatasetUnavailableError, saying how to get the
+  data, when it is missing.
+  """
+  spec = dataset_spec(config.dataset)
+  data_dir = config.get("data_dir")
+  builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+  if builder.is_prepared():
+    return builder
+  where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+  if config.dataset == "fashion_mnist" and (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+    _FashionMnistFromDebian(data_dir=data_dir).download_and_prepare()
+    return tfds.builder(spec.tfds_name, data_dir=data_dir)
+  if config.get("download", False):
+    try:
+      builder.download_and_prepare()
+      return builder
+    except Exception as e:  # noqa: BLE001 - tfds raises many kinds; the advice is the same
+      raise DatasetUnavailableError(
+          f"could not prepare {spec.tfds_name} in {where} ({type(e).__name__}: {e}). "
+          f"{spec.how_to_get}") from e
+  raise DatasetUnavailableError(
+      f"dataset {config.dataset!r} ({spec.tfds_name}) is not prepared in {where}. "
+      f"{spec.how_to_get} (or pass --config.download=True to let tfds prepare it)")
+
+
+# ---------------------------------------------------------------------------- preprocessing
+
+def _normalize(image, spec: DatasetSpec):
+  image = tf.cast(image, tf.float32) / 255.0
+  return (image - tf.constant(spec.mean)) / tf.constant(spec.std)
+
+
+def _random_resized_crop(image_bytes, seed, size, area_range):
+  """Inception-style crop (area range, aspect 3/4..4/3) from the encoded image, resized."""
+  shape = tf.io.extract_jpeg_shape(image_bytes) if image_bytes.dtype == tf.string else tf.shape(image_bytes)
+  begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      shape, tf.zeros([1, 0, 4], tf.float32), seed=seed, min_object_covered=0.0,
+      aspect_ratio_range=(3 / 4, 4 / 3), area_range=area_range, max_attempts=10,
+      use_image_if_no_bounding_boxes=True)
+  if image_bytes.dtype == tf.string:
+    y, x, _ = tf.unstack(begin)
+    h, w, _ = tf.unstack(crop_size)
+    image = tf.image.decode_and_crop_jpeg(image_bytes, tf.stack([y, x, h, w]), channels=3)
+  else:
+    image = tf.slice(image_bytes, begin, crop_size)
+  return tf.image.resize(image, [size, size], method="bicubic")
+
+
+def _center_crop(image_bytes, size, resize):
+  image = (tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+           if image_bytes.dtype == tf.string else image_bytes)
+  shape = tf.shape(image)
+  scale = resize / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+  new_hw = tf.cast(tf.round(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
+  image = tf.image.resize(image, new_hw, method="bicubic")
+  top, left = (new_hw[0] - size) // 2, (new_hw[1] - size) // 2
+  return image[top:top + size, left:left + size]
+
+
+def _train_preprocess(config, spec: DatasetSpec, seed: int):
+  size = config.image_size
+
+  def fn(index, example):
+    rng = tf.random.experimental.stateless_split(
+        tf.stack([tf.constant(seed, tf.int64), index]), 3)
+    image = example["image"]
+    if config.augment == "pad_crop_flip":
+      pad = config.crop_padding
+      image = tf.cast(image, tf.float32)
+      if image.shape[0] != size:
+        image = tf.image.resize(image, [size, size])
+      image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+      image = tf.image.stateless_random_crop(image, [size, size, spec.channels], seed=rng[0])
+    elif config.augment == "random_resized_crop":
+      image = _random_resized_crop(image, rng[0], size, tuple(config.crop_area))
+    else:
+      raise ValueError(f"augment={config.augment!r}; valid: pad_crop_flip, random_resized_crop")
+    image = tf.image.stateless_random_flip_left_right(image, seed=rng[1])
+    image = tf.reshape(image, [size, size, spec.channels])
+    return {"image": _normalize(image, spec), "label": example["label"]}
+  return fn
+
+
+def _eval_preprocess(config, spec: DatasetSpec):
+  size = config.image_size
+
+  def fn(example):
+    image = example["image"]
+    if config.augment == "random_resized_crop":
+      image = _center_crop(image, size, config.eval_resize)
+    elif image.shape[0] != size:
+      image = tf.image.resize(image, [size, size])
+    image = tf.reshape(tf.cast(image, tf.float32), [size, size, spec.channels])
+    return {"image": _normalize(image, spec), "label": example["label"],
+            "mask": tf.constant(1.0)}
+  return fn
+
+
+def _decoders(config):
+  # For crops of large JPEGs, decode only the crop (tfds SkipDecoding + decode_and_crop).
+  if config.augment == "random_resized_crop":
+    return {"image": tfds.decode.SkipDecoding()}
+  return None
+
+
+def _options():
+  options = tf.data.Options()
+  options.deterministic = True
+  options.threading.private_threadpool_size = max(2, os.cpu_count() or 2)
+  return options
+
+
+def train_dataset(config, *, start_step: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> tf.data.Dataset:
+  """Infinite stream of this process's batches of ``config.batch_size // process_count``,
+  starting at ``start_step``."""
+  spec = dataset_spec(config.dataset)
+  builder = get_builder(config)
+  if config.batch_size % process_count:
+    raise ValueError(f"batch_size={config.batch_size} is not divisible by the "
+                     f"{process_count} processes")
+  local_batch = config.batch_size // process_count
+  split = tfds.split_for_jax_process(splits(config)[0], process_index=process_index,
+                                     process_count=process_count)
+  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=_decoders(config),
+                          read_config=tfds.ReadConfig(shuffle_seed=config.seed))
+  if config.get("cache", True):
+    ds = ds.cache()
+  seed = config.seed + 7919 * process_index
+  ds = ds.repeat().shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.enumerate().skip(start_step * local_batch)
+  ds = ds.map(_train_preprocess(config, spec, seed), num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(local_batch, drop_remainder=True).prefetch(2)
+  return ds.with_options(_options())
+
+
+def eval_dataset(config, *, process_index: int = 0, process_count: int = 1):
+  """(dataset, number of batches): the eval split, padded with mask=0 examples to the same
+  number of full batches on every process."""
+  spec = dataset_spec(config.dataset)
+  builder = get_builder(config)
+  local_batch = config.eval_batch_size // process_count
+  eval_split = splits(config)[1]
+  split = tfds.split_for_jax_process(eval_split, process_index=process_index,
+                                     process_count=process_count, drop_remainder=False)
+  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=_decoders(config))
+  try:
+    shard_max = math.ceil(builder.info.splits[eval_split].num_examples / process_count)
+  except KeyError:  # no split metadata (tfds.testing.mock_data): count this shard
+    shard_max = int(ds.reduce(0, lambda n, _: n + 1))
+  num_batches = math.ceil(shard_max / local_batch)
+  ds = ds.map(_eval_preprocess(config, spec), num_parallel_calls=tf.data.AUTOTUNE)
+  pad = tf.data.Dataset.from_tensors({
+      "image": tf.zeros([config.image_size, config.image_size, spec.channels], tf.float32),
+      "label": tf.constant(0, tf.int64), "mask": tf.constant(0.0)}).repeat()
+  ds = ds.concatenate(pad).take(num_batches * local_batch)
+  ds = ds.batch(local_batch, drop_remainder=True)
+  if config.get("cache", True):
+    ds = ds.cache()
+  return ds.prefetch(2).with_options(_options()), num_batches

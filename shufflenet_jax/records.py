@@ -1,0 +1,111 @@
+"""The run records in a workdir (DESIGN section 5): config.json, metrics.jsonl, result.json.
+
+Tables are built from result.json alone; everything a table states about provenance
+(device, library versions, commit) is recorded here, when the run finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import jax
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)  # a kill leaves the old file or the new one, never half of one
+
+
+def write_config(config, workdir: Path) -> None:
+  _atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
+
+
+def truncate_metrics(workdir: Path, step: int) -> None:
+  """Drops metrics logged after ``step`` (a run killed after its last checkpoint), so a
+  resumed run's metrics.jsonl equals an uninterrupted one's."""
+  path = workdir / "metrics.jsonl"
+  if not path.exists():
+    return
+  keep = []
+  for line in path.read_text().splitlines():
+    try:
+      if json.loads(line)["step"] <= step:
+        keep.append(line)
+    except (json.JSONDecodeError, KeyError):
+      pass  # a line cut short by a kill
+  _atomic_write(path, "".join(l + "\n" for l in keep))
+
+
+class MetricsWriter:
+  """Appends one JSON object per logged step to metrics.jsonl and mirrors it."""
+
+  def __init__(self, workdir: Path, mirror=None):
+    self._path = workdir / "metrics.jsonl"
+    self._mirror = mirror
+    self._last: dict = {}
+
+  def write(self, step: int, metrics: dict) -> None:
+    if jax.process_index() == 0:
+      with open(self._path, "a") as f:
+        f.write(json.dumps({"step": step, **metrics}) + "\n")
+    self._last.update(metrics)
+    if self._mirror is not None:
+      self._mirror.log(step, metrics)
+
+  def last(self, *keys: str) -> dict:
+    return {k: self._last[k] for k in keys if k in self._last}
+
+
+def git_commit() -> str:
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=_PROJECT_ROOT,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           cwd=_PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def library_versions() -> dict:
+  import flax
+  import optax
+  import orbax.checkpoint
+  import tensorflow_datasets
+  return {"python": platform.python_version(), "jax": jax.__version__,
+          "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
+          "flax": flax.__version__, "optax": optax.__version__,
+          "orbax-checkpoint": orbax.checkpoint.__version__,
+          "tensorflow-datasets": tensorflow_datasets.__version__}
+
+
+def device_description() -> dict:
+  d = jax.devices()[0]
+  return {"platform": d.platform, "device_kind": d.device_kind, "device_count": jax.device_count(),
+          "process_count": jax.process_count(), "cpu_count": os.cpu_count(),
+          "processor": platform.processor() or platform.machine()}
+
+
+def run_record(config, *, final_metrics: dict, complexity: dict, wall_time_s: float) -> dict:
+  return {
+      "model": config.model, "dataset": config.dataset, "seed": config.seed,
+      "metrics": final_metrics, "params": complexity["params"],
+      "mflops": complexity["mflops"], "mflops_resolution": complexity["resolution"],
+      "wall_time_s": round(wall_time_s, 1), "device": device_description(),
+      "versions": library_versions(), "git_commit": git_commit(),
+      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      "config": json.loads(config.to_json_best_effort()),
+  }
+
+
+def write_result(workdir: Path, result: dict) -> None:
+  if jax.process_index() == 0:
+    _atomic_write(workdir / "result.json", json.dumps(result, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,284 @@
+"""train_and_evaluate(config, workdir): one training run, resumable, with its records.
+
+The model is split once into a static graph definition and a pytree state
+(params, BN statistics, optimizer state, step); one jitted pure step runs over a
+``jax.sharding.Mesh`` with the batch sharded on the ``data`` axis and the state replicated,
+so the same code runs on one CPU, several GPUs or many hosts.
+
+Workdir layout (DESIGN section 5): config.json, metrics.jsonl (one JSON object per logged
+step), checkpoints/ (orbax), wandb/ (the mirror), result.json (on completion).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+from flax import nnx
+
+from shufflenet_jax import complexity, input_pipeline
+from shufflenet_jax import records
+from shufflenet_jax.models import registry
+from shufflenet_jax.wandb_mirror import WandbMirror
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+# ------------------------------------------------------------------------------ set-up
+
+def resolve_impls(config) -> dict[str, str]:
+  """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)."""
+  platform = jax.default_backend()
+  auto = {"pointwise_impl": "matmul" if platform == "cpu" else "lax",
+          "depthwise_impl": "shift" if platform == "cpu" else "lax"}
+  return {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
+
+
+def model_kwargs(config) -> dict[str, Any]:
+  """The architecture arguments of the run: the dataset's classes and channels, then the
+  config's ``model_kwargs`` (e.g. the stem)."""
+  spec = input_pipeline.dataset_spec(config.dataset)
+  kwargs = dict(num_classes=spec.num_classes, in_channels=spec.channels)
+  kwargs.update(config.model_kwargs.to_dict() if config.get("model_kwargs") else {})
+  return kwargs
+
+
+def build_model(config, rngs: nnx.Rngs) -> nnx.Module:
+  """The run's model with its compute dtype and the layer implementations for the platform."""
+  if config.dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"dtype={config.dtype!r}; valid: float32, bfloat16")
+  accepted = registry.model_arguments(config.model)
+  impls = {k: v for k, v in resolve_impls(config).items() if accepted is None or k in accepted}
+  return registry.create_model(
+      config.model, rngs=rngs, dtype=jnp.bfloat16 if config.dtype == "bfloat16" else None,
+      **impls, **model_kwargs(config))
+
+
+def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
+  """Linear warm-up (optional) then linear decay to 0 at the last step (paper Sec. 4)."""
+  lr = config.learning_rate * config.batch_size / config.lr_reference_batch
+  warmup = min(config.warmup_steps, total_steps)
+  decay = optax.linear_schedule(lr, 0.0, max(total_steps - warmup, 1))
+  if not warmup:
+    return decay
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
+
+
+def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
+  # Weight decay on kernels only (ndim > 1), not on BN scale/bias or FC bias (official
+  # release); added to the gradient before momentum, as PyTorch's SGD does.
+  kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+  return optax.chain(
+      optax.add_decayed_weights(config.weight_decay, mask=kernels_only),
+      optax.sgd(learning_rate_schedule(config, total_steps), momentum=config.momentum))
+
+
+def total_train_steps(config, num_train_examples: int) -> int:
+  if config.get("num_train_steps", -1) > 0:
+    return int(config.num_train_steps)
+  return int(math.ceil(config.num_epochs * num_train_examples / config.batch_size))
+
+
+# ------------------------------------------------------------------------------ steps
+
+def cross_entropy(logits, labels, num_classes: int, label_smoothing: float):
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
+
+
+def topk_correct(logits, labels, k: int):
+  topk = jax.lax.top_k(logits, k)[1]
+  return jnp.any(topk == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+def make_train_step(graphdef, tx, num_classes: int, label_smoothing: float):
+  def train_step(state, batch):
+    def loss_fn(params):
+      # Fresh Variables for the BN statistics, made inside the grad trace, so BN may update
+      # them there.
+      batch_stats = jax.tree.map(lambda x: x, state["batch_stats"])
+      model = nnx.merge(graphdef, params, batch_stats)
+      logits = model(batch["image"])
+      loss = jnp.mean(cross_entropy(logits, batch["label"], num_classes, label_smoothing))
+      return loss, (logits, nnx.state(model, nnx.BatchStat))
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    new_state = dict(params=optax.apply_updates(state["params"], updates),
+                     batch_stats=batch_stats, opt_state=opt_state, step=state["step"] + 1)
+    metrics = dict(loss=loss, top1_err=1 - jnp.mean(topk_correct(logits, batch["label"], 1)))
+    return new_state, metrics
+  return train_step
+
+
+def make_eval_step(graphdef, num_classes: int):
+  def eval_step(state, batch):
+    model = nnx.merge(graphdef, state["params"], state["batch_stats"])
+    logits = model(batch["image"])
+    mask = batch["mask"]
+    loss = cross_entropy(logits, batch["label"], num_classes, 0.0)
+    return dict(count=jnp.sum(mask), loss=jnp.sum(loss * mask),
+                top1=jnp.sum(topk_correct(logits, batch["label"], 1) * mask),
+                top5=jnp.sum(topk_correct(logits, batch["label"], min(5, num_classes)) * mask))
+  return eval_step
+
+
+# ------------------------------------------------------------------------------ the run
+
+def _global_batch(batch: dict, sharding) -> dict:
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def evaluate(eval_step, state, config, sharding, process_index, process_count) -> dict:
+  ds, _ = input_pipeline.eval_dataset(config, process_index=process_index,
+                                      process_count=process_count)
+  totals = None
+  for batch in ds.as_numpy_iterator():
+    out = eval_step(state, _global_batch(batch, sharding))
+    totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+  totals = jax.device_get(totals)
+  n = float(totals["count"])
+  return dict(eval_loss=float(totals["loss"]) / n, eval_top1_err=1 - float(totals["top1"]) / n,
+              eval_top5_err=1 - float(totals["top5"]) / n, eval_examples=int(n))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its checkpoint if there is one) and
+  returns the run record that is also written to ``workdir/result.json``."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if (workdir / "result.json").exists():
+    logging.info("%s already has result.json; nothing to do", workdir)
+    return json.loads((workdir / "result.json").read_text())
+  records.write_config(config, workdir)
+  t_start = time.time()
+
+  spec = input_pipeline.dataset_spec(config.dataset)
+  builder = input_pipeline.get_builder(config)
+  num_train = builder.info.splits[input_pipeline.splits(config)[0]].num_examples
+  total_steps = total_train_steps(config, num_train)
+  process_index, process_count = jax.process_index(), jax.process_count()
+
+  # Auto axes: XLA propagates the batch sharding through reshapes (e.g. the group-major
+  # matmul), no per-op sharding annotations needed.
+  mesh = jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
+    raise ValueError(f"batch_size={config.batch_size} and eval_batch_size="
+                     f"{config.eval_batch_size} must be divisible by the "
+                     f"{jax.device_count()} devices")
+  data_sharding = jax.NamedSharding(mesh, jax.P("data"))
+  replicated = jax.NamedSharding(mesh, jax.P())
+
+  model = build_model(config, nnx.Rngs(config.seed))
+  model.train()
+  train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  model.eval()
+  eval_graphdef = nnx.graphdef(model)
+  tx = make_optimizer(config, total_steps)
+  state = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
+               step=jnp.zeros((), jnp.int32))
+  state = jax.device_put(state, replicated)
+
+  ckpt = ocp.CheckpointManager(
+      (workdir / "checkpoints").absolute(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                           cleanup_tmp_directories=True))
+  start_step = 0
+  if ckpt.latest_step() is not None:
+    start_step = ckpt.latest_step()
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                            state)
+    state = ckpt.restore(start_step, args=ocp.args.StandardRestore(abstract))
+    logging.info("resumed from the checkpoint at step %d", start_step)
+  records.truncate_metrics(workdir, start_step)
+
+  train_step = jax.jit(
+      make_train_step(train_graphdef, tx, spec.num_classes, config.label_smoothing),
+      in_shardings=(replicated, data_sharding), out_shardings=(replicated, replicated),
+      donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(eval_graphdef, spec.num_classes),
+                      in_shardings=(replicated, data_sharding), out_shardings=replicated)
+
+  mirror = WandbMirror(config, workdir)
+  writer = records.MetricsWriter(workdir, mirror)
+  train_iter = input_pipeline.train_dataset(
+      config, start_step=start_step, process_index=process_index,
+      process_count=process_count).as_numpy_iterator()
+
+  logging.info("training %s on %s for %d steps (batch %d, %d devices)", config.model,
+               config.dataset, total_steps, config.batch_size, jax.device_count())
+  pending = []
+  t_log, steps_since_log = time.time(), 0
+  step = start_step
+  try:
+    while step < total_steps:
+      state, metrics = train_step(state, _global_batch(next(train_iter), data_sharding))
+      step += 1
+      steps_since_log += 1
+      pending.append(metrics)
+      last = step == total_steps
+      if step % config.log_every_steps == 0 or last:
+        host = jax.device_get(pending)
+        pending = []
+        loss = float(np.mean([m["loss"] for m in host]))
+        if not math.isfinite(loss):
+          raise NonFiniteLossError(
+              f"the training loss became non-finite ({loss}) by step {step}; the last "
+              f"checkpoint is kept. Lower --config.learning_rate "
+              f"(now {config.learning_rate}) or check the input data.")
+        elapsed = time.time() - t_log
+        img_s = steps_since_log * config.batch_size / max(elapsed, 1e-9)
+        eta = (total_steps - step) * elapsed / steps_since_log
+        writer.write(step, dict(
+            train_loss=loss, train_top1_err=float(np.mean([m["top1_err"] for m in host])),
+            learning_rate=float(learning_rate_schedule(config, total_steps)(step - 1)),
+            img_per_s=img_s))
+        logging.info("step %d/%d  loss %.4f  %.0f img/s  ETA %s", step, total_steps, loss,
+                     img_s, _fmt_seconds(eta))
+        t_log, steps_since_log = time.time(), 0
+      if (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) and not last:
+        ev = evaluate(eval_step, state, config, data_sharding, process_index, process_count)
+        writer.write(step, ev)
+        logging.info("step %d eval: top-1 err %.2f%%", step, 100 * ev["eval_top1_err"])
+      if step % config.checkpoint_every_steps == 0 or last:
+        ckpt.save(step, args=ocp.args.StandardSave(state))
+    ckpt.wait_until_finished()
+
+    final = evaluate(eval_step, state, config, data_sharding, process_index, process_count)
+    writer.write(step, final)
+    logging.info("final eval: top-1 err %.2f%%, top-5 err %.2f%% on %d examples",
+                 100 * final["eval_top1_err"], 100 * final["eval_top5_err"],
+                 final["eval_examples"])
+    train_metrics = writer.last("train_loss", "train_top1_err")
+    counted = complexity.model_complexity(
+        config.model, (config.image_size, config.image_size), **model_kwargs(config))
+    result = records.run_record(
+        config, final_metrics={**train_metrics, **final, "steps": step}, complexity=counted,
+        wall_time_s=time.time() - t_start)
+    records.write_result(workdir, result)
+    mirror.summary(result)
+    return result
+  finally:
+    ckpt.wait_until_finished()
+    ckpt.close()
+    mirror.finish()
+
+
+def _fmt_seconds(s: float) -> str:
+  s = int(s)
+  return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

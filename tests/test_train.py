@@ -1,0 +1,198 @@
+"""The training pipeline: resume after SIGKILL, multi-device equivalence, accuracy floor,
+records, wandb mirror, clear errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shufflenet_jax import input_pipeline, train
+from tests.tiny import tiny_config, tiny_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _main(workdir, *flags, env=None, **kw):
+  cmd = [sys.executable, "main.py", "--config=configs/default.py:quick", f"--workdir={workdir}",
+         *flags]
+  return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, env={**os.environ, **(env or {})}, **kw)
+
+
+def _run_main(workdir, *flags, env=None, timeout=600):
+  p = _main(workdir, *flags, env=env)
+  out, _ = p.communicate(timeout=timeout)
+  return p.returncode, out
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+  flags = tiny_flags() + ["--config.wandb.mode=disabled"]
+  rc, out = _run_main(tmp_path / "straight", *flags)
+  assert rc == 0, out
+  straight = json.loads((tmp_path / "straight" / "result.json").read_text())
+
+  killed = tmp_path / "killed"
+  p = _main(killed, *flags)
+  deadline = time.time() + 300
+  while not (killed / "checkpoints" / "4").exists():  # finalized step-4 checkpoint
+    assert p.poll() is None, p.stdout.read()
+    assert time.time() < deadline
+    time.sleep(0.05)
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  assert not (killed / "result.json").exists()
+  rc, out = _run_main(killed, *flags)
+  assert rc == 0, out
+  assert "resumed from the checkpoint at step" in out
+  resumed = json.loads((killed / "result.json").read_text())
+  for key, value in straight["metrics"].items():
+    assert resumed["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+  strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"}
+                     for l in p.read_text().splitlines()]
+  assert strip(killed / "metrics.jsonl") == strip(tmp_path / "straight" / "metrics.jsonl")
+  # No wandb directory when wandb is disabled.
+  assert not (killed / "wandb").exists()
+
+
+_MULTIDEVICE = r"""
+import jax, jax.numpy as jnp, numpy as np, optax
+from flax import nnx
+from shufflenet_jax import train
+from tests.tiny import tiny_config
+assert jax.device_count() == 4
+c = tiny_config()
+batch = {"image": np.random.RandomState(0).randn(32, 28, 28, 1).astype(np.float32),
+         "label": np.arange(32) % 10}
+losses, params = [], []
+for n in (1, 4):
+  mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:n])
+  data, rep = jax.NamedSharding(mesh, jax.P("data")), jax.NamedSharding(mesh, jax.P())
+  model = train.build_model(c, nnx.Rngs(0))
+  model.train()
+  gd, p, bs = nnx.split(model, nnx.Param, nnx.BatchStat)
+  tx = train.make_optimizer(c, 10)
+  state = jax.device_put(dict(params=p, batch_stats=bs, opt_state=tx.init(p),
+                              step=jnp.zeros((), jnp.int32)), rep)
+  step = jax.jit(train.make_train_step(gd, tx, 10, 0.0), in_shardings=(rep, data),
+                 out_shardings=(rep, rep))
+  for _ in range(2):
+    state, m = step(state, jax.device_put(batch, data))
+  losses.append(float(m["loss"]))
+  params.append(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state["params"])]))
+print("LOSSES", losses)
+np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+np.testing.assert_allclose(params[0], params[1], rtol=1e-4, atol=1e-5)
+print("OK")
+"""
+
+
+def test_four_devices_equal_one_device():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+         "JAX_PLATFORMS": "cpu"}
+  out = subprocess.run([sys.executable, "-c", _MULTIDEVICE], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0 and "OK" in out.stdout, out.stdout + out.stderr
+
+
+def test_accuracy_floor_on_fashion_mnist(tmp_path):
+  """0.25x g3, 150 steps of batch 128 (a third of an epoch) on the real data: the test
+  split's first 2000 images must be >= 75% right."""
+  c = tiny_config(model="shufflenet_0.25x_g3", batch_size=128, num_train_steps=150,
+                  train_split="train", eval_split="test[:2000]", shuffle_buffer=10000,
+                  checkpoint_every_steps=1000, log_every_steps=50, learning_rate=1.6,
+                  eval_batch_size=500)
+  result = train.train_and_evaluate(c, tmp_path)
+  assert result["metrics"]["eval_examples"] == 2000
+  assert 1 - result["metrics"]["eval_top1_err"] >= 0.75, result["metrics"]
+  rec = json.loads((tmp_path / "result.json").read_text())
+  assert rec["model"] == "shufflenet_0.25x_g3" and rec["params"] > 0
+  assert rec["device"]["platform"] == "cpu" and rec["versions"]["jax"]
+  assert (tmp_path / "config.json").exists()
+  steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert steps[:3] == [50, 100, 150]
+
+
+def test_non_finite_loss_stops_with_a_message(tmp_path):
+  c = tiny_config(learning_rate=1e9, num_train_steps=8)
+  with pytest.raises(train.NonFiniteLossError, match="non-finite"):
+    train.train_and_evaluate(c, tmp_path)
+  assert not (tmp_path / "result.json").exists()
+
+
+def test_wandb_offline_run_directory_without_credentials(tmp_path):
+  env = {"WANDB_API_KEY": "", "HOME": str(tmp_path / "home"), "NETRC": str(tmp_path / "none")}
+  rc, out = _run_main(tmp_path / "run", *tiny_flags(num_train_steps=4), "--config.wandb.mode=auto",
+                      env=env)
+  assert rc == 0, out
+  runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+  assert len(runs) == 1, out
+
+
+def test_unknown_config_key_fails_before_any_work(tmp_path):
+  rc, out = _run_main(tmp_path / "w", "--config.learning_rat=0.1", timeout=120)
+  assert rc != 0
+  assert "learning_rat" in out
+  assert not (tmp_path / "w").exists()
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+  rc, out = _run_main(tmp_path / "w", "--config.dataset=cifar10",
+                      f"--config.data_dir={tmp_path / 'tfds'}", timeout=120)
+  assert rc != 0
+  assert "error: dataset 'cifar10'" in out and "download_and_prepare" in out
+  assert "Traceback" not in out
+
+
+def test_missing_fashion_mnist_names_the_apt_get_line(tmp_path, monkeypatch):
+  monkeypatch.setattr(input_pipeline, "FASHION_MNIST_DIR", tmp_path / "nothing")
+  with pytest.raises(input_pipeline.DatasetUnavailableError,
+                     match="apt-get install dataset-fashion-mnist"):
+    input_pipeline.get_builder(tiny_config(data_dir=str(tmp_path / "tfds")))
+
+
+def test_imagenet_input_path_with_mock_data():
+  import tensorflow_datasets as tfds
+  from configs import imagenet
+  c = imagenet.get_config("batch=8")
+  c.update(dict(image_size=64, eval_resize=72, eval_batch_size=8, shuffle_buffer=16,
+                download=True))
+  with tfds.testing.mock_data(num_examples=20):
+    batch = next(input_pipeline.train_dataset(c).as_numpy_iterator())
+    assert batch["image"].shape == (8, 64, 64, 3) and batch["image"].dtype == np.float32
+    assert batch["label"].shape == (8,) and batch["label"].max() < 1000
+    ds, n = input_pipeline.eval_dataset(c)
+    masks = [b["mask"] for b in ds.as_numpy_iterator()]
+    assert n == len(masks) == 3  # 20 examples -> 3 batches of 8, the last one padded
+    assert sum(m.sum() for m in masks) == 20
+
+
+def test_train_stream_is_deterministic_and_resumable():
+  c = tiny_config()
+  full = list(input_pipeline.train_dataset(c).take(5).as_numpy_iterator())
+  again = list(input_pipeline.train_dataset(c).take(5).as_numpy_iterator())
+  later = list(input_pipeline.train_dataset(c, start_step=3).take(2).as_numpy_iterator())
+  for a, b in zip(full, again):
+    np.testing.assert_array_equal(a["image"], b["image"])
+  for a, b in zip(full[3:], later):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+
+
+def test_eval_counts_every_example_once_on_any_process_count():
+  c = tiny_config(eval_split="test[:130]", eval_batch_size=64)
+  labels = []
+  for pi in range(3):
+    ds, n = input_pipeline.eval_dataset(c, process_index=pi, process_count=2 if pi < 2 else 1)
+    if pi == 2:
+      break
+    batches = list(ds.as_numpy_iterator())
+    assert len(batches) == n
+    labels.append(sum(int(b["mask"].sum()) for b in batches))
+  assert sum(labels) == 130
