@@ -7,6 +7,7 @@
 Kept short on purpose: everything lives in shufflenet_jax/ and experiments/.
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -16,6 +17,8 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
+flags.DEFINE_string("worker", "0/1", "For sweeps: i/n runs every n-th run starting at i, so n "
+                    "processes or hosts split one sweep without overlap.")
 config_flags.DEFINE_config_file("config", None, "Config file (path.py[:preset]).",
                                 lock_config=True)
 
@@ -32,8 +35,8 @@ def main(argv):
   from shufflenet_jax import input_pipeline, records, train
 
   # Orbax logs every step of every save at INFO; keep the run's own progress readable.
-  logging.get_absl_logger().addFilter(
-      lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
   if FLAGS.distributed:
     jax.distributed.initialize()
   config = FLAGS.config
@@ -43,7 +46,7 @@ def main(argv):
   try:
     if "sweep" in config:
       from experiments import runner
-      runner.run_sweep(config, FLAGS.workdir)
+      runner.run_sweep(config, FLAGS.workdir, worker=FLAGS.worker)
     else:
       if not FLAGS.workdir:
         raise app.UsageError("--workdir is required for a single run")

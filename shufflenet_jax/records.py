@@ -94,11 +94,13 @@ def device_description() -> dict:
           "processor": platform.processor() or platform.machine()}
 
 
-def run_record(config, *, final_metrics: dict, complexity: dict, wall_time_s: float) -> dict:
+def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet224: float,
+               wall_time_s: float) -> dict:
   return {
       "model": config.model, "dataset": config.dataset, "seed": config.seed,
       "metrics": final_metrics, "params": complexity["params"],
       "mflops": complexity["mflops"], "mflops_resolution": complexity["resolution"],
+      "mflops_imagenet224": mflops_imagenet224,
       "wall_time_s": round(wall_time_s, 1), "device": device_description(),
       "versions": library_versions(), "git_commit": git_commit(),
       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

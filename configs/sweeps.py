@@ -1,0 +1,55 @@
+"""What every ablation sweep shares: the budget presets and how a sweep is declared.
+
+A sweep config is an ordinary run config plus three fields:
+  sweep_name   the table it feeds (experiments/tables.py)
+  sweep        axes as data, e.g. {"width": (1.0, 0.5), "groups": (3, 8)}; the axes
+               width / groups / shuffle / depth / se pick the ShuffleNet registry name,
+               "model" lists registry names directly, any other axis is a config field
+  seeds        one run per seed for every point of the grid
+
+Budgets (``configs/<sweep>.py:<preset>``):
+  quick    (default) 40 steps of batch 64 per run, eval on 2000 test images: the whole
+           sweep in minutes on a 2-core CPU; checks the machinery, not the paper
+  proxy    10 epochs of the full Fashion-MNIST training set per run, full test set,
+           2 seeds: GPU minutes, CPU hours
+  imagenet the paper's recipe (configs/imagenet.py) on imagenet2012
+"""
+
+import ml_collections
+
+from configs import default, imagenet
+
+PRESETS = ("quick", "proxy", "imagenet")
+
+
+def sweep_config(name: str, axes: dict, arg: str | None) -> ml_collections.ConfigDict:
+  preset = arg or "quick"
+  if preset not in PRESETS:
+    raise ValueError(f"configs/{name}.py:{preset}: unknown preset; valid: {', '.join(PRESETS)}")
+  if preset == "imagenet":
+    c = imagenet.get_config()
+    c.seeds = (0,)
+  else:
+    c = default.get_config("proxy")
+    c.seeds = (0, 1) if preset == "proxy" else (0,)
+    c.num_epochs = 10.0
+    c.learning_rate = 0.8
+    c.warmup_steps = 200
+    c.eval_every_steps = -1
+    c.checkpoint_every_steps = 1000
+    c.log_every_steps = 100
+    if preset == "quick":
+      c.num_train_steps = 40
+      c.batch_size = 64
+      c.learning_rate = 0.4
+      c.warmup_steps = 10
+      c.cache = False  # under one epoch: an unfinished tf.data cache costs seconds to drop
+      c.eval_split = "test[:2000]"
+      c.shuffle_buffer = 10000
+      c.log_every_steps = 10
+      c.checkpoint_every_steps = 20
+  c.preset = preset
+  c.sweep_name = name
+  c.sweep = ml_collections.ConfigDict(axes)
+  c.wandb.group = name
+  return c

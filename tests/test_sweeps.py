@@ -1,0 +1,147 @@
+"""Sweeps: expansion and run ids, worker split, skip/resume, tables from records."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ml_collections
+import pytest
+
+from configs import ablation_depth, ablation_groups, ablation_shuffle, ablation_width
+from experiments import runner, sweep, tables
+from tests.tiny import TINY, tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sweep_configs_expand_to_the_papers_grids():
+  ids = [r.run_id for r in sweep.expand(ablation_shuffle.get_config())]
+  assert len(ids) == 12 and len(set(ids)) == 12
+  assert "shufflenet_0.25x_g8_noshuffle-seed0" in ids and "shufflenet_1.0x_g3-seed0" in ids
+  assert len(sweep.expand(ablation_groups.get_config())) == 15
+  assert len(sweep.expand(ablation_width.get_config())) == 10
+  assert [r.run_id for r in sweep.expand(ablation_depth.get_config())] == [
+      "shufflenet_0.5x_g3-seed0", "shufflenet_0.5x_g3_shallow-seed0"]
+  proxy = sweep.expand(ablation_shuffle.get_config("proxy"))
+  assert len(proxy) == 24  # 2 seeds
+  # Ids are a function of the overrides alone.
+  assert [r.run_id for r in sweep.expand(ablation_shuffle.get_config())] == ids
+
+
+def test_bad_sweeps_and_presets_are_refused():
+  with pytest.raises(ValueError, match="unknown preset; valid: quick, proxy, imagenet"):
+    ablation_shuffle.get_config("fast")
+  c = ablation_shuffle.get_config()
+  c.sweep.colour = ("red",)
+  with pytest.raises(ValueError, match="sweep axis 'colour'"):
+    sweep.expand(c)
+  c = ablation_shuffle.get_config()
+  c.sweep.groups = (3, 5)
+  with pytest.raises(ValueError, match="groups=5|unknown model name"):
+    sweep.expand(c)
+  with pytest.raises(ValueError, match="--worker='2/2'"):
+    sweep.parse_worker("2/2")
+
+
+def test_workers_partition_the_runs():
+  runs = sweep.expand(ablation_groups.get_config())
+  parts = [sweep.for_worker(runs, (i, 3)) for i in range(3)]
+  ids = [r.run_id for p in parts for r in p]
+  assert sorted(ids) == sorted(r.run_id for r in runs) and len(ids) == len(set(ids))
+
+
+def _tiny_sweep(**over):
+  c = tiny_config(num_train_steps=4, checkpoint_every_steps=2, log_every_steps=2, **over)
+  c.sweep_name = "ablation_depth"
+  c.preset = "test"
+  c.sweep = ml_collections.ConfigDict({"width": (0.25,), "groups": (2,),
+                                       "depth": ("standard", "shallow")})
+  c.seeds = (0, 1)
+  return c
+
+
+def test_sweep_runs_skips_finished_and_rebuilds_identical_tables(tmp_path):
+  c = _tiny_sweep()
+  paths = runner.run_sweep(c, tmp_path)
+  assert [p.name for p in paths] == ["ablation_depth.md", "ablation_depth.csv",
+                                     "ablation_depth.png"]
+  first = {p.suffix: p.read_bytes() for p in paths}
+  md = first[".md"].decode()
+  assert "(n=2)" in md and "Not ImageNet" in md and "Findings in our runs" in md
+  assert "42.8" in md  # the paper's shallow 0.5x g3 error beside ours
+  # Remove one run's result (as if killed before it finished): only it is redone.
+  redo = tmp_path / "runs" / "shufflenet_0.25x_g2_shallow-seed1"
+  (redo / "result.json").unlink()
+  mtimes = {p: p.stat().st_mtime for p in tmp_path.glob("runs/*/result.json")}
+  runner.run_sweep(c, tmp_path)
+  assert (redo / "result.json").exists()
+  assert {p: p.stat().st_mtime for p in mtimes} == mtimes  # finished runs untouched
+  # The table builder reproduces the tables from the records alone.
+  out = tmp_path / "rebuilt"
+  assert tables.main(["--records", str(tmp_path / "runs"), "--sweep", "ablation_depth",
+                      "--out", str(out)]) == 0
+  assert (out / "ablation_depth.csv").read_bytes() == first[".csv"]
+  assert (out / "ablation_depth.md").read_bytes() == (tmp_path / "results" /
+                                                      "ablation_depth.md").read_bytes()
+
+
+def _sweep_cmd(workdir, *extra):
+  flags = [f"--config.{k}={v}" for k, v in TINY.items()
+           if k not in ("num_train_steps", "checkpoint_every_steps", "log_every_steps")]
+  return [sys.executable, "main.py", "--config=configs/ablation_depth.py",
+          f"--workdir={workdir}", *flags, "--config.num_train_steps=4",
+          "--config.checkpoint_every_steps=2", "--config.log_every_steps=2",
+          "--config.model=shufflenet_0.25x_g2", "--config.sweep.width=(0.25,)",
+          "--config.sweep.groups=(2,)", "--config.seeds=(0,1)", "--config.wandb.mode=disabled",
+          *extra]
+
+
+def _popen(cmd):
+  return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def test_two_workers_finish_a_sweep_together_without_overlap(tmp_path):
+  procs = [_popen(_sweep_cmd(tmp_path, f"--worker={i}/2")) for i in range(2)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  assert all(p.returncode == 0 for p in procs), outs
+  trained = [set(re.findall(r"\] (\S+): training$", out, re.M)) for out in outs]
+  assert len(trained[0]) == len(trained[1]) == 2 and not trained[0] & trained[1]
+  assert len(list(tmp_path.glob("runs/*/result.json"))) == 4
+  # Whichever worker finished last built the table.
+  assert (tmp_path / "results" / "ablation_depth.md").exists()
+
+  # SIGKILL a second copy of the sweep mid-way; the rerun completes it without redoing
+  # finished runs, and its table equals the uninterrupted one.
+  killed = tmp_path / "killed"
+  p = _popen(_sweep_cmd(killed))
+  deadline = time.time() + 300
+  while not list(killed.glob("runs/*/result.json")):
+    assert p.poll() is None and time.time() < deadline, p.stdout.read()
+    time.sleep(0.05)
+  time.sleep(3)  # into the next run
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  done = {f: f.stat().st_mtime for f in killed.glob("runs/*/result.json")}
+  assert 0 < len(done) < 4
+  out, _ = (q := _popen(_sweep_cmd(killed))).communicate(timeout=600)
+  assert q.returncode == 0, out
+  assert out.count("done already, skipped") == len(done)
+  assert {f: f.stat().st_mtime for f in done} == done
+  assert ((killed / "results" / "ablation_depth.csv").read_bytes()
+          == (tmp_path / "results" / "ablation_depth.csv").read_bytes())
+
+
+def test_committed_tables_are_reproduced_by_the_builder(tmp_path):
+  records = ROOT / "results" / "records"
+  if not records.is_dir():
+    pytest.skip("no committed records")
+  assert tables.main(["--records", str(records), "--out", str(tmp_path)]) == 0
+  for built in tmp_path.glob("*.md"):
+    committed = ROOT / "results" / built.name
+    assert built.read_bytes() == committed.read_bytes(), built.name
+  for built in tmp_path.glob("*.csv"):
+    assert built.read_bytes() == (ROOT / "results" / built.name).read_bytes(), built.name
