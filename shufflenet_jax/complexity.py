@@ -92,10 +92,11 @@ def model_complexity(name: str, resolution: tuple[int, int] = DEFAULT_RESOLUTION
 
 
 def paper_records() -> list[dict]:
-  """Our complexity beside the paper's figure for every ShuffleNet row the paper reports."""
+  """Our complexity beside the paper's figure for every ShuffleNet row the paper reports,
+  and for the paper's baselines that the registry has."""
   cache = {}
   records = []
-  for row in paper.shufflenet_complexity_rows():
+  for row in paper.shufflenet_complexity_rows() + paper.baseline_complexity_rows():
     if row["name"] not in cache:
       cache[row["name"]] = model_complexity(row["name"])
     rec = {**cache[row["name"]], **{k: v for k, v in row.items() if k != "name"}}
@@ -112,8 +113,10 @@ def markdown(records: list[dict]) -> str:
     paper_mflops = r.get("paper_mflops")
     diff = f"{100 * r['rel_diff']:+.1f}%" if "rel_diff" in r else ""
     lines.append(
-        f"| {r.get('paper_table', '')} | {r['name']} | {r['groups']} | {r['width']} | "
-        f"{r['shuffle']} | {r['depth']} | {r['se']} | {r['resolution'][0]}x{r['resolution'][1]} "
+        f"| {r.get('paper_table', '')} | {r['name']} | "
+        + "".join(f"{'' if r[k] is None else r[k]} | "
+                  for k in ("groups", "width", "shuffle", "depth", "se"))
+        + f"{r['resolution'][0]}x{r['resolution'][1]} "
         f"| {r['mflops']:.1f} | {'' if paper_mflops is None else paper_mflops} | {diff} "
         f"| {r['params']:,} |")
   return "\n".join(lines)

@@ -36,6 +36,27 @@ def shufflenet_label_to_name(label: str, shuffle: bool = True) -> str | None:
                          shuffle=shuffle)
 
 
+def baseline_label_to_name(label: str) -> str | None:
+  """'0.5 MobileNet-224' -> 'mobilenet_v1_0.5'; None for models not (yet) in the registry."""
+  m = re.match(r"^(?P<alpha>[0-9.]+) MobileNet-224$", label.strip())
+  return f"mobilenet_v1_{float(m['alpha'])}" if m else None
+
+
+def baseline_complexity_rows() -> list[dict]:
+  """The paper's baselines that the registry has: MobileNet v1 (Table 5 MFLOPs; params
+  from the MobileNet paper)."""
+  t = tables()
+  params = t["other_model_complexity"]["mobilenet_v1"]
+  rows = []
+  for row in t["table5_vs_mobilenet"]:
+    name = baseline_label_to_name(row["model"])
+    if name:
+      alpha = name.rsplit("_", 1)[1]
+      rows.append(dict(name=name, paper_table="table5", paper_mflops=row["mflops"],
+                       paper_params_m=params[alpha]["params_m"]))
+  return rows
+
+
 def shufflenet_complexity_rows() -> list[dict]:
   """Every ShuffleNet row the paper reports a complexity for (Tables 1, 2, 5, 8 and the
   official release), as {name, paper_table, paper_mflops[, paper_params_m]}."""

@@ -51,6 +51,9 @@ class MetricsWriter:
     self._path = workdir / "metrics.jsonl"
     self._mirror = mirror
     self._last: dict = {}
+    if self._path.exists():  # a resumed run: remember what was logged before the kill
+      for line in self._path.read_text().splitlines():
+        self._last.update({k: v for k, v in json.loads(line).items() if k != "step"})
 
   def write(self, step: int, metrics: dict) -> None:
     if jax.process_index() == 0:
@@ -95,14 +98,14 @@ def device_description() -> dict:
 
 
 def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet224: float,
-               wall_time_s: float) -> dict:
+               wall_time_s: float, commit: str) -> dict:
   return {
       "model": config.model, "dataset": config.dataset, "seed": config.seed,
       "metrics": final_metrics, "params": complexity["params"],
       "mflops": complexity["mflops"], "mflops_resolution": complexity["resolution"],
       "mflops_imagenet224": mflops_imagenet224,
       "wall_time_s": round(wall_time_s, 1), "device": device_description(),
-      "versions": library_versions(), "git_commit": git_commit(),
+      "versions": library_versions(), "git_commit": commit,
       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
       "config": json.loads(config.to_json_best_effort()),
   }

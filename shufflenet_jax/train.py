@@ -166,6 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     return json.loads((workdir / "result.json").read_text())
   records.write_config(config, workdir)
   t_start = time.time()
+  commit = records.git_commit()  # the code that starts the run, whatever changes meanwhile
 
   spec = input_pipeline.dataset_spec(config.dataset)
   builder = input_pipeline.get_builder(config)
@@ -271,7 +272,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     paper_arch = complexity.model_complexity(config.model)
     result = records.run_record(
         config, final_metrics={**train_metrics, **final, "steps": step}, complexity=counted,
-        mflops_imagenet224=paper_arch["mflops"], wall_time_s=time.time() - t_start)
+        mflops_imagenet224=paper_arch["mflops"], wall_time_s=time.time() - t_start,
+        commit=commit)
     records.write_result(workdir, result)
     mirror.summary(result)
     return result

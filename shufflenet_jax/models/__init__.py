@@ -5,3 +5,5 @@ from shufflenet_jax.models.layers import (DEPTHWISE_IMPLS, POINTWISE_IMPLS, chan
 from shufflenet_jax.models.registry import (create_model, model_names, model_spec, register,
                                             shufflenet_name)
 from shufflenet_jax.models.shufflenet import ShuffleNet, stage_channels, stem_channels
+# Baselines register themselves with the registry on import.
+from shufflenet_jax.models import mobilenet  # noqa: E402,F401
