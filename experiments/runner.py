@@ -40,8 +40,7 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
     result = train.train_and_evaluate(run.config, run_dir)
     trained += 1
     m = result["metrics"]
-    remaining = sum(not (root / "runs" / r.run_id / "result.json").exists() for r in mine)
-    eta = (time.time() - t0) / trained * remaining
+    eta = (time.time() - t0) / trained * _count_missing(root, mine)
     logging.info("[%d/%d] %s: top-1 err %.2f%% (%d steps, %.0f s) | sweep %d/%d runs done, "
                  "this worker's ETA %.0f min", k, len(mine), run.run_id,
                  100 * m["eval_top1_err"], m["steps"], result["wall_time_s"],

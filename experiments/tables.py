@@ -48,7 +48,6 @@ class Cell:
 
   def __init__(self, records: list[dict]):
     self.errors = [100 * r["metrics"]["eval_top1_err"] for r in records]
-    self.seeds = sorted(r["seed"] for r in records)
     self.mflops = records[0]["mflops_imagenet224"] if records else None
 
   @property
@@ -118,19 +117,11 @@ def provenance(records: list[dict]) -> list[str]:
 
 # ------------------------------------------------------------------------- the tables
 
-def _paper_t3() -> dict:
-  return {shufflenet_key(row["model"]): row for row in paper.tables()["table3_shuffle_vs_noshuffle"]}
-
-
-def shufflenet_key(label: str) -> tuple[float, int]:
-  width, g = label.split()
-  return float(width.rstrip("x")), int(g.lstrip("g"))
-
-
 def table_shuffle(records):
   """Table 3: with vs without channel shuffle."""
   c = cells(records, lambda a: (a["width"], a["groups"], a["shuffle"]))
-  ref = _paper_t3()
+  ref = {paper.shufflenet_label_to_name(row["model"]): row
+         for row in paper.tables()["table3_shuffle_vs_noshuffle"]}
   header = ["model", "MFLOPs", "ours no shuffle", "ours shuffle", "ours gain",
             "paper no shuffle", "paper shuffle", "paper gain"]
   rows, helps, g8_larger, plot = [], [], [], []
@@ -138,7 +129,7 @@ def table_shuffle(records):
     gains = {}
     for g in (3, 8):
       off, on = c[(width, g, False)], c[(width, g, True)]
-      p = ref[(width, g)]
+      p = ref[registry.shufflenet_name(g, width)]
       gain = _diff(off.mean, on.mean)
       gains[g] = gain
       if gain is not None:

@@ -80,11 +80,12 @@ def git_commit() -> str:
 
 def library_versions() -> dict:
   import flax
+  import jaxlib
   import optax
   import orbax.checkpoint
   import tensorflow_datasets
   return {"python": platform.python_version(), "jax": jax.__version__,
-          "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
+          "jaxlib": jaxlib.__version__,
           "flax": flax.__version__, "optax": optax.__version__,
           "orbax-checkpoint": orbax.checkpoint.__version__,
           "tensorflow-datasets": tensorflow_datasets.__version__}

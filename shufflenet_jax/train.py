@@ -77,13 +77,13 @@ def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
 
 
-def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
   # Weight decay on kernels only (ndim > 1), not on BN scale/bias or FC bias (official
   # release); added to the gradient before momentum, as PyTorch's SGD does.
   kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
   return optax.chain(
       optax.add_decayed_weights(config.weight_decay, mask=kernels_only),
-      optax.sgd(learning_rate_schedule(config, total_steps), momentum=config.momentum))
+      optax.sgd(schedule, momentum=config.momentum))
 
 
 def total_train_steps(config, num_train_examples: int) -> int:
@@ -190,7 +190,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   model.eval()
   eval_graphdef = nnx.graphdef(model)
-  tx = make_optimizer(config, total_steps)
+  schedule = learning_rate_schedule(config, total_steps)
+  tx = make_optimizer(config, schedule)
   state = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
                step=jnp.zeros((), jnp.int32))
   state = jax.device_put(state, replicated)
@@ -247,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         eta = (total_steps - step) * elapsed / steps_since_log
         writer.write(step, dict(
             train_loss=loss, train_top1_err=float(np.mean([m["top1_err"] for m in host])),
-            learning_rate=float(learning_rate_schedule(config, total_steps)(step - 1)),
+            learning_rate=float(schedule(step - 1)),
             img_per_s=img_s))
         logging.info("step %d/%d  loss %.4f  %.0f img/s  ETA %s", step, total_steps, loss,
                      img_s, _fmt_seconds(eta))

@@ -12,7 +12,7 @@ import pytest
 
 from configs import ablation_depth, ablation_groups, ablation_shuffle, ablation_width
 from experiments import runner, sweep, tables
-from tests.tiny import TINY, tiny_config
+from tests.tiny import tiny_config, tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,12 +89,10 @@ def test_sweep_runs_skips_finished_and_rebuilds_identical_tables(tmp_path):
 
 
 def _sweep_cmd(workdir, *extra):
-  flags = [f"--config.{k}={v}" for k, v in TINY.items()
-           if k not in ("num_train_steps", "checkpoint_every_steps", "log_every_steps")]
+  flags = tiny_flags(num_train_steps=4, checkpoint_every_steps=2, log_every_steps=2,
+                     model="shufflenet_0.25x_g2")
   return [sys.executable, "main.py", "--config=configs/ablation_depth.py",
-          f"--workdir={workdir}", *flags, "--config.num_train_steps=4",
-          "--config.checkpoint_every_steps=2", "--config.log_every_steps=2",
-          "--config.model=shufflenet_0.25x_g2", "--config.sweep.width=(0.25,)",
+          f"--workdir={workdir}", *flags, "--config.sweep.width=(0.25,)",
           "--config.sweep.groups=(2,)", "--config.seeds=(0,1)", "--config.wandb.mode=disabled",
           *extra]
 

@@ -77,7 +77,7 @@ for n in (1, 4):
   model = train.build_model(c, nnx.Rngs(0))
   model.train()
   gd, p, bs = nnx.split(model, nnx.Param, nnx.BatchStat)
-  tx = train.make_optimizer(c, 10)
+  tx = train.make_optimizer(c, train.learning_rate_schedule(c, 10))
   state = jax.device_put(dict(params=p, batch_stats=bs, opt_state=tx.init(p),
                               step=jnp.zeros((), jnp.int32)), rep)
   step = jax.jit(train.make_train_step(gd, tx, 10, 0.0), in_shardings=(rep, data),
