@@ -44,14 +44,18 @@ def main(argv):
                jax.devices())
   logging.info("versions: %s", records.library_versions())
   try:
-    if "sweep" in config:
+    if config.get("task") == "arm_timing":
+      from experiments import arm_timing
+      arm_timing.run(config, FLAGS.workdir)
+    elif "sweep" in config:
       from experiments import runner
       runner.run_sweep(config, FLAGS.workdir, worker=FLAGS.worker)
     else:
       if not FLAGS.workdir:
         raise app.UsageError("--workdir is required for a single run")
       train.train_and_evaluate(config, FLAGS.workdir)
-  except (ValueError, input_pipeline.DatasetUnavailableError, train.NonFiniteLossError) as e:
+  except (ValueError, FileNotFoundError, input_pipeline.DatasetUnavailableError,
+          train.NonFiniteLossError) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -26,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments import arm_timing  # noqa: E402
 from shufflenet_jax import paper  # noqa: E402
 from shufflenet_jax.models import registry  # noqa: E402
 
@@ -324,7 +325,11 @@ def main(argv=None) -> int:
     return 2
   try:
     for name, directory in jobs:
-      for p in build(name, load_records(directory), args.out):
+      if name == arm_timing.NAME:
+        paths = arm_timing.build(arm_timing.load_records(directory), args.out)
+      else:
+        paths = build(name, load_records(directory), args.out)
+      for p in paths:
         print(p)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)

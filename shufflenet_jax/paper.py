@@ -36,24 +36,35 @@ def shufflenet_label_to_name(label: str, shuffle: bool = True) -> str | None:
                          shuffle=shuffle)
 
 
+_BASELINE_LABELS = {"AlexNet": "alexnet"}
+
+
 def baseline_label_to_name(label: str) -> str | None:
-  """'0.5 MobileNet-224' -> 'mobilenet_v1_0.5'; None for models not (yet) in the registry."""
+  """'0.5 MobileNet-224' -> 'mobilenet_v1_0.5', 'AlexNet' -> 'alexnet'; None for models
+  not (yet) in the registry."""
   m = re.match(r"^(?P<alpha>[0-9.]+) MobileNet-224$", label.strip())
-  return f"mobilenet_v1_{float(m['alpha'])}" if m else None
+  if m:
+    return f"mobilenet_v1_{float(m['alpha'])}"
+  return _BASELINE_LABELS.get(label.strip())
 
 
 def baseline_complexity_rows() -> list[dict]:
   """The paper's baselines that the registry has: MobileNet v1 (Table 5 MFLOPs; params
-  from the MobileNet paper)."""
+  from the MobileNet paper), AlexNet (Table 6; params from its paper)."""
   t = tables()
-  params = t["other_model_complexity"]["mobilenet_v1"]
+  other = t["other_model_complexity"]
   rows = []
   for row in t["table5_vs_mobilenet"]:
     name = baseline_label_to_name(row["model"])
     if name:
       alpha = name.rsplit("_", 1)[1]
       rows.append(dict(name=name, paper_table="table5", paper_mflops=row["mflops"],
-                       paper_params_m=params[alpha]["params_m"]))
+                       paper_params_m=other["mobilenet_v1"][alpha]["params_m"]))
+  for row in t["table6_vs_popular"]:
+    name = baseline_label_to_name(row["model"])
+    if name and name in other:
+      rows.append(dict(name=name, paper_table="table6", paper_mflops=row["mflops"],
+                       paper_params_m=other[name]["params_m"]))
   return rows
 
 

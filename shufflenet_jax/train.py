@@ -284,6 +284,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mirror.finish()
 
 
+# ------------------------------------------------------------------------------ trained runs
+
+def run_config(workdir: str | Path) -> ml_collections.ConfigDict:
+  """The config a run in ``workdir`` was started with (its config.json)."""
+  path = Path(workdir) / "config.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{path} does not exist: {workdir} is not a training run's workdir")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def restore_model(workdir: str | Path, **overrides: Any) -> tuple[nnx.Module, int]:
+  """(model, step): the run's model with the parameters and BN statistics of its latest
+  checkpoint, in eval mode and float32. ``overrides`` are constructor arguments, e.g. other
+  layer implementations (every implementation reads the same parameter layout)."""
+  config = run_config(workdir)
+  model = registry.create_model(config.model, rngs=nnx.Rngs(config.seed),
+                                **{**model_kwargs(config), **overrides})
+  params, batch_stats = nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)
+  tx = make_optimizer(config, optax.constant_schedule(0.0))  # the state's structure only
+  template = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
+                  step=jnp.zeros((), jnp.int32))
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                          template)
+  with ocp.CheckpointManager((Path(workdir) / "checkpoints").absolute()) as ckpt:
+    step = ckpt.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"{workdir} has no checkpoint")
+    state = ckpt.restore(step, args=ocp.args.StandardRestore(abstract))
+  nnx.update(model, state["params"], state["batch_stats"])
+  model.eval()
+  return model, int(step)
+
+
 def _fmt_seconds(s: float) -> str:
   s = int(s)
   return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

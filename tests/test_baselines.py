@@ -1,6 +1,7 @@
 """The paper's baselines in the same registry: complexity against their own papers."""
 
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -25,3 +26,33 @@ def test_mobilenet_small_stem_and_bad_alpha():
   assert nnx.jit(lambda m, x: m(x))(model, jnp.zeros((2, 28, 28, 1))).shape == (2, 10)
   with pytest.raises(ValueError, match=r"alpha=0.6.*1.0, 0.75, 0.5, 0.25"):
     create_model("mobilenet_v1_1.0", alpha=0.6)
+
+
+def test_alexnet_complexity_as_the_paper_counts_it():
+  # Paper Table 6: ~720 MFLOPs; 61 M parameters (Krizhevsky et al.).
+  rec = complexity.model_complexity("alexnet")
+  assert abs(rec["mflops"] / 720 - 1) < 0.03
+  assert rec["params"] == 60_965_224 and round(rec["params"] / 1e6) == 61
+
+
+def test_alexnet_runs_fully_convolutionally_and_on_small_images():
+  model = create_model("alexnet", lrn=False)
+  model.eval()
+  # 480x640: fc6 (a 6x6 conv) slides over a 14x19 map; the class map is averaged.
+  assert nnx.eval_shape(lambda: model(jnp.zeros((1, 480, 640, 3)))).shape == (1, 1000)
+  small = create_model("alexnet", stem="small", num_classes=10, in_channels=1)
+  small.eval()
+  assert nnx.jit(lambda m, x: m(x))(small, jnp.zeros((2, 28, 28, 1))).shape == (2, 10)
+  with pytest.raises(ValueError, match="stem='tiny'.*imagenet, small"):
+    create_model("alexnet", stem="tiny")
+
+
+def test_local_response_norm_matches_the_formula():
+  from shufflenet_jax.models.alexnet import local_response_norm
+  x = np.random.default_rng(0).normal(size=(1, 2, 3, 7)).astype(np.float32) * 10
+  got = np.asarray(local_response_norm(jnp.asarray(x)))
+  want = np.empty_like(x)
+  for c in range(7):
+    s = (x[..., max(0, c - 2):c + 3] ** 2).sum(-1)
+    want[..., c] = x[..., c] / (2.0 + 1e-4 / 5 * s) ** 0.75
+  np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -86,3 +86,14 @@ def test_pool_3x3_s2_matches_padded_reference():
       win = xp[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
       np.testing.assert_allclose(avg[0, i, j], win.sum((0, 1)) / 9, rtol=1e-6)
       np.testing.assert_allclose(mx[0, i, j], win.max((0, 1)), rtol=1e-6)
+
+
+def test_avg_pool_as_depthwise_conv_equals_the_window_pool():
+  # The int8 export computes the stride-2 units' average pool as a depthwise conv.
+  x = jax.random.normal(jax.random.key(1), (2, 7, 8, 5))
+  ref = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", "window") * k, x, 1.0)
+  got = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", "depthwise") * k, x, 1.0)
+  for r, g in zip(ref[:2], got[:2]):
+    assert g.shape == r.shape and _max_rel_err(g, r) < 1e-6
+  with pytest.raises(ValueError, match="pool_impl='conv'.*window, depthwise"):
+    layers.pool_3x3_s2(x, "avg", "conv")

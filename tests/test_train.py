@@ -101,21 +101,17 @@ def test_four_devices_equal_one_device():
   assert out.returncode == 0 and "OK" in out.stdout, out.stdout + out.stderr
 
 
-def test_accuracy_floor_on_fashion_mnist(tmp_path):
+def test_accuracy_floor_on_fashion_mnist(fmnist_run):
   """0.25x g3, 150 steps of batch 128 (a third of an epoch) on the real data: the first
   2000 test images must be >= 70% right (this run gave 76.0% when the floor was set)."""
-  c = tiny_config(model="shufflenet_0.25x_g3", batch_size=128, num_train_steps=150,
-                  train_split="train", eval_split="test[:2000]", shuffle_buffer=10000,
-                  checkpoint_every_steps=1000, log_every_steps=50, learning_rate=0.4,
-                  warmup_steps=20, eval_batch_size=500)
-  result = train.train_and_evaluate(c, tmp_path)
+  workdir, result = fmnist_run
   assert result["metrics"]["eval_examples"] == 2000
   assert 1 - result["metrics"]["eval_top1_err"] >= 0.70, result["metrics"]
-  rec = json.loads((tmp_path / "result.json").read_text())
+  rec = json.loads((workdir / "result.json").read_text())
   assert rec["model"] == "shufflenet_0.25x_g3" and rec["params"] > 0
   assert rec["device"]["platform"] == "cpu" and rec["versions"]["jax"]
-  assert (tmp_path / "config.json").exists()
-  steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert (workdir / "config.json").exists()
+  steps = [json.loads(l)["step"] for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert steps[:3] == [50, 100, 150]
 
 

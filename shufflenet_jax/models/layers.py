@@ -180,17 +180,31 @@ def batch_norm(channels: int, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
   return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
 
-def pool_3x3_s2(x: jax.Array, kind: str) -> jax.Array:
+POOL_IMPLS = ("window", "depthwise")
+
+
+def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   """3x3 stride-2 pooling with padding 1 on each side (as the official release).
 
   The padding is an explicit ``jnp.pad`` followed by a VALID window, which exports to a
   TFLite PAD + pool that XNNPACK accepts (DESIGN section 6). Average pooling divides by 9
   everywhere (PyTorch's ``count_include_pad=True``). Max pooling pads with zeros, which is
   exact because it only ever follows a ReLU.
+
+  ``impl="depthwise"`` computes the average pool as a depthwise convolution with constant
+  weights 1/9 (the same numbers): int8 TFLite models need it, because XNNPACK does not take
+  a quantized AVERAGE_POOL_2D but does take a quantized DEPTHWISE_CONV_2D
+  (shufflenet_jax/export.py). Training keeps ``window``: it has the cheaper gradient.
   """
+  _check_choice("pool_impl", impl, POOL_IMPLS)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   window, strides = (1, 3, 3, 1), (1, 2, 2, 1)
   if kind == "avg":
+    if impl == "depthwise":
+      c = x.shape[-1]
+      kernel = jnp.full((3, 3, 1, c), 1 / 9, x.dtype)
+      return jax.lax.conv_general_dilated(xp, kernel, (2, 2), "VALID", dimension_numbers=_DIMS,
+                                          feature_group_count=c)
     # Python-scalar init values let JAX see a sum / max monoid, which it can differentiate.
     return jax.lax.reduce_window(xp, 0.0, jax.lax.add, window, strides, "VALID") / 9
   if kind == "max":

@@ -95,8 +95,8 @@ class ShuffleUnit(nnx.Module):
 
   def __init__(self, in_channels: int, out_channels: int, *, stride: int, groups: int,
                group_first_conv: bool = True, shuffle: bool = True, se: bool = False,
-               pointwise_impl: str = "lax", depthwise_impl: str = "lax", dtype=None,
-               rngs: nnx.Rngs):
+               pointwise_impl: str = "lax", depthwise_impl: str = "lax",
+               pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
     if stride not in (1, 2):
       raise ValueError(f"stride={stride}; valid: 1, 2")
     if stride == 1 and in_channels != out_channels:
@@ -107,6 +107,7 @@ class ShuffleUnit(nnx.Module):
     self.stride = stride
     self.groups = groups
     self.shuffle = shuffle
+    self.pool_impl = pool_impl
     pw = dict(impl=pointwise_impl, dtype=dtype, rngs=rngs)
     self.conv1 = layers.PointwiseConv(in_channels, mid,
                                       groups=groups if group_first_conv else 1, **pw)
@@ -127,8 +128,10 @@ class ShuffleUnit(nnx.Module):
     if self.se is not None:
       y = self.se(y)
     if self.stride == 2:
-      shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg")
-      return jax.nn.relu(jnp.concatenate([shortcut, y], axis=-1))
+      shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
+      # relu(concat(a, b)) as concat(relu(a), relu(b)): the same numbers, but each ReLU
+      # fuses into the op before it in TFLite (a quantized standalone RELU is not delegated).
+      return jnp.concatenate([jax.nn.relu(shortcut), jax.nn.relu(y)], axis=-1)
     return jax.nn.relu(x.astype(y.dtype) + y)
 
 
@@ -144,14 +147,15 @@ class ShuffleNet(nnx.Module):
     stem: ``imagenet`` (conv1 stride 2 + max pool) or ``small`` (conv1 stride 1, no pool).
     num_classes, in_channels: classifier size and input channels.
     pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py).
+    pool_impl: the stride-2 units' average pool, ``window`` or ``depthwise`` (int8 export).
     dtype: compute dtype (e.g. jnp.bfloat16); parameters stay float32.
   """
 
   def __init__(self, *, groups: int = 3, width: float = 1.0, shuffle: bool = True,
                depth: str = "standard", se: bool = False, stem: str = "imagenet",
                num_classes: int = 1000, in_channels: int = 3,
-               pointwise_impl: str = "lax", depthwise_impl: str = "lax", dtype=None,
-               rngs: nnx.Rngs):
+               pointwise_impl: str = "lax", depthwise_impl: str = "lax",
+               pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
     _validate(groups, width, depth)
     if stem not in STEMS:
       raise ValueError(f"stem={stem!r}; valid stems: {', '.join(STEMS)}")
@@ -168,7 +172,7 @@ class ShuffleNet(nnx.Module):
                           dtype=dtype, rngs=rngs)
     self.bn1 = layers.batch_norm(conv1, dtype, rngs)
     unit_kw = dict(groups=groups, shuffle=shuffle, se=se, pointwise_impl=pointwise_impl,
-                   depthwise_impl=depthwise_impl, dtype=dtype, rngs=rngs)
+                   depthwise_impl=depthwise_impl, pool_impl=pool_impl, dtype=dtype, rngs=rngs)
     units = []
     c_in = conv1
     for stage, (c_out, repeats) in enumerate(zip(self.stage_channels, STAGE_REPEATS[depth])):

@@ -1,0 +1,55 @@
+"""Paper Table 8 on this CPU: export the models to TFLite and time them with LiteRT.
+
+  python main.py --config=configs/arm_timing.py                  # -> runs/arm_timing/
+  python main.py --config=configs/arm_timing.py:quick            # 224x224 only, float32
+  python main.py --config=configs/arm_timing.py \\
+      --config.agreement_workdir=runs/proxy                      # + int8 agreement
+
+Every (model, precision, resolution) is exported with shufflenet_jax.export (checked:
+builtin ops only, every op delegated to XNNPACK, float32 logits equal to JAX's), then
+timed on one thread with XNNPACK: warm-up runs, then the median over at least
+``min_runs`` runs and ``min_seconds``. One record per measurement in
+``<workdir>/runs/<id>/result.json`` (a killed job resumes where it stopped); the table
+``<workdir>/results/arm_timing.md|csv|png`` is built when all are done and is rebuilt from
+the records by ``python -m experiments.tables``.
+
+The models are untrained (timing does not depend on the weights); their BN statistics are
+set from real images first, so activations and int8 ranges are those of a working network.
+``agreement_workdir``: a ShuffleNet run trained on Fashion-MNIST; its int8 export's top-1
+agreement with the float model on the whole test split goes into the table.
+"""
+
+import ml_collections
+
+PRESETS = ("full", "quick")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  preset = arg or "full"
+  if preset not in PRESETS:
+    raise ValueError(f"configs/arm_timing.py:{preset}: unknown preset; valid: {', '.join(PRESETS)}")
+  c = ml_collections.ConfigDict()
+  c.task = "arm_timing"
+  c.preset = preset
+  # Paper Table 8 rows. AlexNet goes without its LRN layers (no multiply-adds, and XNNPACK
+  # has no LRN op); its FC layers run as convolutions on the larger inputs.
+  c.models = ("shufflenet_0.5x_g3", "shufflenet_1.0x_g3", "shufflenet_2.0x_g3", "alexnet",
+              "mobilenet_v1_1.0")
+  c.model_kwargs = ml_collections.ConfigDict({"alexnet": {"lrn": False}})
+  c.reference = "shufflenet_1.0x_g3"  # ratios are relative to this model
+  c.resolutions = ((224, 224), (480, 640), (720, 1280))  # (H, W), as in the paper
+  c.precisions = ("float32", "int8")
+  c.num_threads = 1
+  c.warmup = 3
+  c.min_runs = 10
+  c.max_runs = 100
+  c.min_seconds = 2.0
+  c.num_calibration = 8       # real images for the BN statistics and the int8 ranges
+  c.agreement_workdir = ""    # a trained Fashion-MNIST run (e.g. runs/proxy); "" skips
+  c.keep_tflite = False       # True: keep every .tflite under <workdir>/tflite/
+  if preset == "quick":
+    c.resolutions = ((224, 224),)
+    c.precisions = ("float32",)
+    c.min_runs = 5
+    c.min_seconds = 0.5
+  return c
