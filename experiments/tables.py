@@ -257,8 +257,84 @@ def table_depth(records):
   return header, rows, findings, figure
 
 
+def _by_model(records) -> dict:
+  groups = defaultdict(list)
+  for r in records:
+    groups[r["model"]].append(r)
+  return defaultdict(lambda: Cell([]), {k: Cell(v) for k, v in groups.items()})
+
+
+UNIT_KINDS = ("vgg_like", "resnet", "xception_like", "resnext", "shufflenet")
+
+
+def table_units(records):
+  """Table 4: structure units in the ShuffleNet skeleton at matched complexity."""
+  c = _by_model(records)
+  cells4 = paper.table4_cells()
+  header = ["complexity (MFLOPs)"] + [f"{k} ours" for k in UNIT_KINDS] + \
+      [f"{k} paper" for k in UNIT_KINDS]
+  rows, best, plot = [], [], []
+  for level in (140, 38, 13):
+    at = {x["kind"]: x for x in cells4 if x["level"] == level}
+    ours = {k: c[at[k]["name"]] if k in at else None for k in UNIT_KINDS}
+    rows.append([level] + [("not in paper" if ours[k] is None else
+                            f"{ours[k]} [{_fmt(ours[k].mflops)}]") for k in UNIT_KINDS]
+                + [_fmt(at[k]["error"]) if k in at else "—" for k in UNIT_KINDS])
+    measured = {k: v.mean for k, v in ours.items() if v is not None and v.n}
+    if "shufflenet" in measured and len(measured) > 1:
+      best.append(min(measured, key=measured.get) == "shufflenet")
+    plot.append((level, measured, {k: at[k]["error"] for k in at}))
+  findings = [f"ShuffleNet has the lowest error at {sum(best)}/{len(best)} complexity levels "
+              "(paper: 3/3). Cells: error [MFLOPs at 224x224 of the fitted model]."]
+
+  def figure(ax_ours, ax_paper):
+    for ax, i, title in ((ax_ours, 1, "ours"), (ax_paper, 2, "paper (ImageNet)")):
+      for kind in UNIT_KINDS:
+        pts = [(p[0], p[i][kind]) for p in plot if p[i].get(kind) is not None]
+        if pts:
+          ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=kind)
+      ax.set_xscale("log"); ax.set_xlabel("MFLOPs (224x224)"); ax.set_ylabel("top-1 error (%)")
+      ax.set_title(title); ax.legend(fontsize=7)
+  return header, rows, findings, figure
+
+
+def table_mobilenet(records):
+  """Table 5: ShuffleNet vs MobileNet v1 at matched complexity (with SE and shallow rows)."""
+  c = _by_model(records)
+  header = ["model", "MFLOPs", "ours", "paper", "ours gain vs MobileNet", "paper gain"]
+  rows, wins, plot = [], [], []
+  mobilenet = None
+  for row in paper.tables()["table5_vs_mobilenet"]:
+    name = paper.shufflenet_label_to_name(row["model"]) or paper.baseline_label_to_name(row["model"])
+    cell = c[name]
+    if name.startswith("mobilenet"):
+      mobilenet = (cell, row["error"])
+      gain, paper_gain = None, None
+    else:
+      gain = _diff(mobilenet[0].mean, cell.mean)
+      paper_gain = mobilenet[1] - row["error"]
+      if gain is not None:
+        wins.append(gain > 0)
+    rows.append([row["model"], _fmt(cell.mflops), str(cell), row["error"],
+                 _fmt(gain, 2, True), _fmt(paper_gain, 1, True)])
+    plot.append((row["model"], cell.mflops, cell.mean, row["mflops"], row["error"]))
+  findings = [f"ShuffleNet beats the MobileNet of its complexity level in {sum(wins)}/"
+              f"{len(wins)} rows (paper: {len(wins)}/{len(wins)}). Gain = MobileNet error "
+              "minus ShuffleNet error at the level above it in the table."]
+
+  def figure(ax_ours, ax_paper):
+    for ax, (ix, iy), title in ((ax_ours, (1, 2), "ours"), (ax_paper, (3, 4), "paper")):
+      for fam, marker in (("MobileNet", "s"), ("ShuffleNet", "o")):
+        pts = [p for p in plot if fam in p[0] and p[ix] and p[iy] is not None]
+        ax.plot([p[ix] for p in pts], [p[iy] for p in pts], marker, label=fam)
+      ax.set_xscale("log"); ax.set_xlabel("MFLOPs (224x224)"); ax.set_ylabel("top-1 error (%)")
+      ax.set_title(title); ax.legend()
+  return header, rows, findings, figure
+
+
 BUILDERS = {"ablation_groups": table_groups, "ablation_shuffle": table_shuffle,
-            "ablation_width": table_width, "ablation_depth": table_depth}
+            "ablation_width": table_width, "ablation_depth": table_depth,
+            "compare_units": table_units, "compare_mobilenet": table_mobilenet}
 
 
 # ------------------------------------------------------------------------- output

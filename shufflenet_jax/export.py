@@ -8,8 +8,11 @@ int8: post-training quantization calibrated on real images) -> ``.tflite``.
 Every export is checked before it is written:
   * the graph holds only TFLite builtin ops (no STABLEHLO_*, custom or Flex ops);
   * XNNPACK takes every op (one delegate partition and no op left to the interpreter);
-  * float32: the logits match JAX's (max abs difference <= ``FLOAT32_TOLERANCE``) on real
-    images; int8: the top-1 class agrees with JAX's float model on them.
+  * float32: the logits match the model's (max abs difference <= ``FLOAT32_TOLERANCE``) on
+    real images, the reference being the JAX model evaluated in float64, so that the check
+    measures the export's own rounding; JAX's float32 logits are reported beside it (at
+    720x1280 each float32 runtime is ~5e-5 from the exact logits, and the two can differ
+    from each other by twice that); int8: the top-1 class agrees with JAX's float32 model.
 A model that fails a check raises :class:`ExportCheckError` naming the offending ops, and
 nothing is written under the requested name.
 
@@ -42,7 +45,7 @@ from shufflenet_jax import input_pipeline
 from shufflenet_jax.models import registry
 
 PRECISIONS = ("float32", "int8")
-FLOAT32_TOLERANCE = 1e-4  # max abs difference on the logits, float32 TFLite vs JAX
+FLOAT32_TOLERANCE = 1e-4  # max abs difference on the logits, TFLite vs the float64 JAX model
 CALIBRATION_DATASET = "fashion_mnist"  # the offline dataset every machine here has
 
 
@@ -65,7 +68,8 @@ class ExportReport:
   non_builtin_ops: list[str]
   delegate_partitions: int
   undelegated_ops: list[str]
-  max_abs_diff: float | None = None     # float32: TFLite vs JAX logits
+  max_abs_diff: float | None = None     # float32: TFLite vs the float64 JAX logits
+  jax_float32_abs_diff: float | None = None  # float32: JAX float32 vs the float64 logits
   top1_agreement: float | None = None   # int8: TFLite vs JAX float top-1 on the check images
   problems: list[str] = dataclasses.field(default_factory=list)
 
@@ -264,6 +268,20 @@ def jax_logits(model: nnx.Module, images: np.ndarray, batch: int = 100) -> np.nd
                          for i in range(0, len(images), batch)])
 
 
+def exact_logits(model: nnx.Module, images: np.ndarray, batch: int = 8) -> np.ndarray:
+  """The model's logits computed in float64: the reference both float32 runtimes are
+  measured against."""
+  model.eval()
+  graphdef, state = nnx.split(model)
+  with jax.enable_x64(True):
+    state64 = jax.tree.map(
+        lambda x: jnp.asarray(x, jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+        state)
+    fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x).astype(jnp.float64))
+    return np.concatenate([np.asarray(fn(state64, jnp.asarray(images[i:i + batch], jnp.float64)))
+                           for i in range(0, len(images), batch)])
+
+
 def check(name: str, tflite: bytes, model: nnx.Module, input_shape: tuple[int, ...],
           precision: str, check_images: np.ndarray) -> ExportReport:
   """Runs every check of the module docstring; problems go into ``report.problems``."""
@@ -282,10 +300,13 @@ def check(name: str, tflite: bytes, model: nnx.Module, input_shape: tuple[int, .
   ours = run_tflite(tflite, check_images)
   ref = jax_logits(model, check_images)
   if precision == "float32":
-    report.max_abs_diff = float(np.max(np.abs(ours - ref)))
+    exact = exact_logits(model, check_images)
+    report.max_abs_diff = float(np.max(np.abs(ours - exact)))
+    report.jax_float32_abs_diff = float(np.max(np.abs(ref - exact)))
     if not report.max_abs_diff <= FLOAT32_TOLERANCE:
-      report.problems.append(f"logits differ from JAX by up to {report.max_abs_diff:.2e} "
-                             f"(tolerance {FLOAT32_TOLERANCE:.0e})")
+      report.problems.append(f"logits differ from the model's (float64 JAX) by up to "
+                             f"{report.max_abs_diff:.2e} (tolerance {FLOAT32_TOLERANCE:.0e}; "
+                             f"JAX float32 differs by {report.jax_float32_abs_diff:.2e})")
   else:
     report.top1_agreement = float(np.mean(ours.argmax(-1) == ref.argmax(-1)))
   return report

@@ -36,12 +36,12 @@ def shufflenet_label_to_name(label: str, shuffle: bool = True) -> str | None:
                          shuffle=shuffle)
 
 
-_BASELINE_LABELS = {"AlexNet": "alexnet"}
+_BASELINE_LABELS = {"AlexNet": "alexnet", "VGG-16": "vgg16", "GoogLeNet": "googlenet"}
 
 
 def baseline_label_to_name(label: str) -> str | None:
-  """'0.5 MobileNet-224' -> 'mobilenet_v1_0.5', 'AlexNet' -> 'alexnet'; None for models
-  not (yet) in the registry."""
+  """'0.5 MobileNet-224' -> 'mobilenet_v1_0.5', 'AlexNet' -> 'alexnet', 'VGG-16' ->
+  'vgg16', 'GoogLeNet' -> 'googlenet'; None for models not (yet) in the registry."""
   m = re.match(r"^(?P<alpha>[0-9.]+) MobileNet-224$", label.strip())
   if m:
     return f"mobilenet_v1_{float(m['alpha'])}"
@@ -50,7 +50,9 @@ def baseline_label_to_name(label: str) -> str | None:
 
 def baseline_complexity_rows() -> list[dict]:
   """The paper's baselines that the registry has: MobileNet v1 (Table 5 MFLOPs; params
-  from the MobileNet paper), AlexNet (Table 6; params from its paper)."""
+  from the MobileNet paper); AlexNet, VGG-16, GoogLeNet (Table 6; params from their
+  papers); ResNet-50 (its paper's 3.8 GFLOPs; the paper cites ResNet in the text); the
+  Table 4 units at the complexity level each is fitted to."""
   t = tables()
   other = t["other_model_complexity"]
   rows = []
@@ -65,6 +67,10 @@ def baseline_complexity_rows() -> list[dict]:
     if name and name in other:
       rows.append(dict(name=name, paper_table="table6", paper_mflops=row["mflops"],
                        paper_params_m=other[name]["params_m"]))
+  rows.append(dict(name="resnet50", paper_table="resnet paper",
+                   paper_mflops=other["resnet"]["resnet50"]))
+  rows += [dict(name=c["name"], paper_table="table4", paper_mflops=c["level"])
+           for c in table4_cells() if c["kind"] != "shufflenet"]
   return rows
 
 
@@ -92,3 +98,35 @@ def shufflenet_complexity_rows() -> list[dict]:
     rows.append(dict(name=shufflenet_label_to_name(row["model"]), paper_table="official",
                      paper_mflops=row["mflops"], paper_params_m=row["params_m"]))
   return rows
+
+
+def table4_cells() -> list[dict]:
+  """Table 4 as {level, kind, name, error}: every unit at every level the paper reports it,
+  and the ShuffleNet row of each level ('shufflenet' kind)."""
+  t4 = tables()["table4_structure_units"]
+  out = []
+  for level in ("140", "38", "13"):
+    for kind, error in zip(t4["columns"], t4[level]):
+      if error is None:
+        continue
+      if kind == "shufflenet":
+        name = shufflenet_label_to_name(t4["shufflenet_rows"][level])
+      else:
+        name = f"unit_{kind}_{level}"
+      out.append(dict(level=int(level), kind=kind, name=name, error=error))
+  return out
+
+
+def table4_models() -> list[str]:
+  return [c["name"] for c in table4_cells()]
+
+
+def table5_models() -> list[str]:
+  """Table 5's rows as registry names, in the paper's order."""
+  names = []
+  for row in tables()["table5_vs_mobilenet"]:
+    name = shufflenet_label_to_name(row["model"]) or baseline_label_to_name(row["model"])
+    if name is None:
+      raise ValueError(f"Table 5 row {row['model']!r} has no registry model")
+    names.append(name)
+  return names

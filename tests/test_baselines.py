@@ -56,3 +56,50 @@ def test_local_response_norm_matches_the_formula():
     s = (x[..., max(0, c - 2):c + 3] ** 2).sum(-1)
     want[..., c] = x[..., c] / (2.0 + 1e-4 / 5 * s) ** 0.75
   np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+# Their own papers: multiply-adds at 224x224 (MFLOPs) and millions of parameters.
+CLASSICS = {"vgg16": (15300, 138), "googlenet": (1500, 6.8), "resnet50": (3800, 25.6)}
+
+
+# GoogLeNet's 1.5 G is the sum of its paper's Table 1, which lists conv1 (7x7/2, 64 out, at
+# 112x112 = 118.0 M multiply-adds) as 34 M; every other layer of ours matches that table.
+GOOGLENET_CONV1 = (112 * 112 * 64 * 7 * 7 * 3 / 1e6, 34)  # (ours, its table's)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSICS))
+def test_classic_baselines_complexity(name):
+  rec = complexity.model_complexity(name)
+  mflops, params_m = CLASSICS[name]
+  ours = rec["mflops"]
+  if name == "googlenet":
+    ours, mflops = ours - GOOGLENET_CONV1[0], mflops - GOOGLENET_CONV1[1]
+  assert abs(ours / mflops - 1) < 0.03, rec["mflops"]
+  # GoogLeNet: 6.8 M in its paper's count; the 9 modules + FC as specified have 7.0 M.
+  assert abs(rec["params"] / 1e6 - params_m) / params_m < 0.035, rec["params"]
+
+
+def test_table4_unit_widths_fit_the_papers_complexity_levels():
+  from shufflenet_jax import paper
+  from shufflenet_jax.models import units
+  for cell in paper.table4_cells():
+    if cell["kind"] == "shufflenet":
+      continue
+    width = units.FITTED_WIDTHS[(cell["kind"], cell["level"])]
+    assert abs(units.mflops(cell["kind"], width) / cell["level"] - 1) < 0.03, cell
+  # The stored width is the closest on its grid (one case; `python -m
+  # shufflenet_jax.models.units` refits all): its neighbours land farther from 38.
+  w, q = units.FITTED_WIDTHS[("resnet", 38)], units.QUANTUM["resnet"]
+  miss = {v: abs(units.mflops("resnet", v) - 38) for v in (w - q, w, w + q)}
+  assert miss[w] == min(miss.values()), miss
+
+
+def test_units_run_on_small_images_and_refuse_bad_arguments():
+  for kind in ("vgg_like", "resnet", "xception_like", "resnext"):
+    model = create_model(f"unit_{kind}_13", stem="small", num_classes=10, in_channels=1)
+    model.eval()
+    assert nnx.jit(lambda m, x: m(x))(model, jnp.zeros((2, 28, 28, 1))).shape == (2, 10)
+  with pytest.raises(ValueError, match="unit kind='densenet'.*vgg_like, resnet"):
+    create_model("unit_resnet_38", kind="densenet")
+  with pytest.raises(ValueError, match="width=2; must be an integer >= 4 for resnext"):
+    create_model("unit_resnext_38", width=2)

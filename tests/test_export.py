@@ -26,7 +26,7 @@ def test_float32_export_matches_jax_and_is_fully_delegated(name, tmp_path):
   out = tmp_path / f"{name}.tflite"
   tflite, report = export.export_registry_model(name, (64, 96), "float32", out=out)
   assert report.ok, report.problems
-  assert report.max_abs_diff <= 1e-4
+  assert report.max_abs_diff <= 1e-4 and report.jax_float32_abs_diff <= 1e-4
   assert report.delegate_partitions == 1 and report.undelegated_ops == []
   assert report.non_builtin_ops == [] and set(report.ops) <= ALLOWED_FLOAT_OPS, report.ops
   assert report.ops["CONV_2D"] > 0 and report.ops["DEPTHWISE_CONV_2D"] > 0

@@ -32,7 +32,7 @@ def test_sweep_configs_expand_to_the_papers_grids():
 
 
 def test_bad_sweeps_and_presets_are_refused():
-  with pytest.raises(ValueError, match="unknown preset; valid: quick, proxy, imagenet"):
+  with pytest.raises(ValueError, match="unknown preset; valid: quick, proxy, long, imagenet"):
     ablation_shuffle.get_config("fast")
   c = ablation_shuffle.get_config()
   c.sweep.colour = ("red",)
@@ -143,3 +143,14 @@ def test_committed_tables_are_reproduced_by_the_builder(tmp_path):
     assert built.read_bytes() == committed.read_bytes(), built.name
   for built in tmp_path.glob("*.csv"):
     assert built.read_bytes() == (ROOT / "results" / built.name).read_bytes(), built.name
+
+
+def test_comparison_sweeps_cover_the_papers_rows():
+  from configs import compare_mobilenet, compare_units
+  models = {r.point["model"] for r in sweep.expand(compare_units.get_config())}
+  assert "unit_vgg_like_140" in models and "unit_vgg_like_38" not in models
+  assert {"shufflenet_1.0x_g8", "shufflenet_0.5x_g4", "shufflenet_0.25x_g8"} <= models
+  assert len(models) == 13  # 4 units at 140, 3 at 38 and at 13, 3 ShuffleNets
+  models = [r.point["model"] for r in sweep.expand(compare_mobilenet.get_config())]
+  assert models[:3] == ["mobilenet_v1_1.0", "shufflenet_2.0x_g3", "shufflenet_2.0x_g3_se"]
+  assert "shufflenet_0.5x_g3_shallow" in models and len(models) == 10

@@ -6,4 +6,4 @@ from shufflenet_jax.models.registry import (create_model, model_names, model_spe
                                             shufflenet_name)
 from shufflenet_jax.models.shufflenet import ShuffleNet, stage_channels, stem_channels
 # Baselines register themselves with the registry on import.
-from shufflenet_jax.models import alexnet, mobilenet  # noqa: E402,F401
+from shufflenet_jax.models import alexnet, classic, mobilenet, units  # noqa: E402,F401

@@ -1,0 +1,205 @@
+"""Paper Table 4: other structure units dropped into the ShuffleNet skeleton.
+
+Same stem (conv1 3x3/2, 24 channels scaled down below 1x as ShuffleNet's, + max pool
+3x3/2, or the ``small`` stem), three
+stages of 4 / 8 / 4 units whose first unit has stride 2, output channels (w/4, w/2, w) for
+a stage-4 width w, global average pool, FC. The units (paper Sec. 4.2):
+
+* ``vgg_like``: two 3x3 convs, BN + ReLU after each (stride on the first); no shortcut.
+* ``resnet``: bottleneck 1x1 -> 3x3 -> 1x1 with bottleneck ratio 1:4, BN after each,
+  identity shortcut (a 1x1 projection + BN where the shape changes).
+* ``xception_like``: the ShuffleNet unit with ungrouped pointwise convs and no shuffle
+  (1x1 -> BN -> ReLU -> 3x3 depthwise -> BN -> 1x1 -> BN; add, or concat a 3x3/2 average
+  pool in stride-2 units).
+* ``resnext``: bottleneck with a grouped 3x3 conv of cardinality 16, bottleneck ratio 1:2.
+
+The widths are fitted to the paper's complexity levels of 140, 38 and 13 MFLOPs at
+224x224 (:data:`FITTED_WIDTHS`, found by :func:`fit_width`: the valid w whose count is
+closest to the level; ``python -m shufflenet_jax.models.units`` refits and prints them).
+Valid widths keep every stage's channels a multiple of the unit's quantum (4 for the
+bottleneck units, so ``resnet``'s 1:4 bottleneck is whole); ``resnext``'s 1:2 bottleneck
+is rounded up to a multiple of the cardinality.
+Registry names: ``unit_{kind}_{level}``, e.g. ``unit_resnet_38``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from shufflenet_jax.models import layers, registry
+from shufflenet_jax.models.shufflenet import STAGE_REPEATS, STEMS, ShuffleUnit
+
+KINDS = ("vgg_like", "resnet", "xception_like", "resnext")
+LEVELS = (140, 38, 13)  # MFLOPs, paper Table 4
+CARDINALITY = 16
+STEM_CHANNELS = 24      # at and above ShuffleNet 1x g1's stage-4 width (576) ...
+STEM_REFERENCE_WIDTH = 576  # ... and scaled with the width below it, as ShuffleNet's stem
+# Every stage's output channels are a multiple of this (see the module docstring).
+QUANTUM = {"vgg_like": 1, "resnet": 4, "xception_like": 4, "resnext": 4}
+# Stage-4 width w fitted by fit_width to each level (the paper's at 38 MFLOPs: 50 / 192 /
+# 288 / 192 for vgg_like / resnet / xception_like / resnext).
+FITTED_WIDTHS = {  # MFLOPs at 224x224 (stage channels)
+    ("vgg_like", 140): 102,       # 141.7 (26, 51, 102)
+    ("vgg_like", 38): 53,         # 37.5 (13, 26, 53)
+    ("vgg_like", 13): 30,         # 13.1 (8, 15, 30)
+    ("resnet", 140): 384,         # 140.1 (96, 192, 384)
+    ("resnet", 38): 196,          # 37.2 (48, 96, 196)
+    ("resnet", 13): 108,          # 13.0 (28, 56, 108)
+    ("xception_like", 140): 568,  # 140.3 (144, 284, 568)
+    ("xception_like", 38): 284,   # 38.3 (72, 144, 284)
+    ("xception_like", 13): 156,   # 13.2 (40, 80, 156)
+    ("resnext", 140): 356,        # 140.6 (88, 176, 356)
+    ("resnext", 38): 168,         # 37.2 (40, 84, 168)
+    ("resnext", 13): 92,          # 13.0 (24, 48, 92)
+}
+
+
+def stage_widths(kind: str, width: int) -> tuple[int, int, int]:
+  q = QUANTUM[kind]
+  return tuple(max(q, round(width * f / q) * q) for f in (0.25, 0.5, 1.0))
+
+
+def stem_width(width: int) -> int:
+  """conv1 channels: 24, scaled down with the width below 576 (ShuffleNet's rule at g1:
+  24 * s rounded up), so a narrow net is not dominated by its stem."""
+  return min(STEM_CHANNELS, math.ceil(STEM_CHANNELS * width / STEM_REFERENCE_WIDTH))
+
+
+def _conv(cin, cout, k, stride=1, groups=1, *, dtype, rngs):
+  return nnx.Conv(cin, cout, (k, k), strides=stride, padding=((k // 2,) * 2,) * 2,
+                  feature_group_count=groups, use_bias=False, kernel_init=layers.he_init,
+                  dtype=dtype, rngs=rngs)
+
+
+class VGGLikeUnit(nnx.Module):
+
+  def __init__(self, cin, cout, stride, *, dtype, rngs):
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.conv1, self.bn1 = _conv(cin, cout, 3, stride, **kw), layers.batch_norm(cout, dtype, rngs)
+    self.conv2, self.bn2 = _conv(cout, cout, 3, **kw), layers.batch_norm(cout, dtype, rngs)
+
+  def __call__(self, x):
+    return jax.nn.relu(self.bn2(self.conv2(jax.nn.relu(self.bn1(self.conv1(x))))))
+
+
+class BottleneckUnit(nnx.Module):
+  """1x1 -> 3x3 (stride, ``groups``) -> 1x1, BN after each; shortcut identity or 1x1."""
+
+  def __init__(self, cin, cout, stride, *, mid, groups=1, dtype, rngs):
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.conv1, self.bn1 = _conv(cin, mid, 1, **kw), layers.batch_norm(mid, dtype, rngs)
+    self.conv2 = _conv(mid, mid, 3, stride, groups, **kw)
+    self.bn2 = layers.batch_norm(mid, dtype, rngs)
+    self.conv3, self.bn3 = _conv(mid, cout, 1, **kw), layers.batch_norm(cout, dtype, rngs)
+    project = stride != 1 or cin != cout  # else the identity shortcut
+    self.proj = _conv(cin, cout, 1, stride, **kw) if project else None
+    self.bn_proj = layers.batch_norm(cout, dtype, rngs) if project else None
+
+  def __call__(self, x):
+    y = jax.nn.relu(self.bn1(self.conv1(x)))
+    y = jax.nn.relu(self.bn2(self.conv2(y)))
+    y = self.bn3(self.conv3(y))
+    return jax.nn.relu(y + (x if self.proj is None else self.bn_proj(self.proj(x))))
+
+
+def make_unit(kind: str, cin: int, cout: int, stride: int, *, pointwise_impl="lax",
+              depthwise_impl="lax", dtype=None, rngs: nnx.Rngs) -> nnx.Module:
+  if kind == "vgg_like":
+    return VGGLikeUnit(cin, cout, stride, dtype=dtype, rngs=rngs)
+  if kind == "resnet":
+    return BottleneckUnit(cin, cout, stride, mid=cout // 4, dtype=dtype, rngs=rngs)
+  if kind == "resnext":
+    # Bottleneck ratio 1:2, rounded up to a multiple of the cardinality.
+    mid = max(CARDINALITY, -(-cout // 2 // CARDINALITY) * CARDINALITY)
+    return BottleneckUnit(cin, cout, stride, mid=mid, groups=CARDINALITY, dtype=dtype,
+                          rngs=rngs)
+  if kind == "xception_like":
+    return ShuffleUnit(cin, cout, stride=stride, groups=1, shuffle=False,
+                       pointwise_impl=pointwise_impl, depthwise_impl=depthwise_impl,
+                       dtype=dtype, rngs=rngs)
+  raise ValueError(f"unit kind={kind!r}; valid: {', '.join(KINDS)}")
+
+
+class UnitNet(nnx.Module):
+  """The ShuffleNet skeleton with ``kind`` units and stage-4 width ``width``."""
+
+  def __init__(self, *, kind: str, width: int, stem: str = "imagenet", num_classes: int = 1000,
+               in_channels: int = 3, pointwise_impl: str = "lax", depthwise_impl: str = "lax",
+               dtype=None, rngs: nnx.Rngs):
+    if kind not in KINDS:
+      raise ValueError(f"unit kind={kind!r}; valid: {', '.join(KINDS)}")
+    if stem not in STEMS:
+      raise ValueError(f"stem={stem!r}; valid stems: {', '.join(STEMS)}")
+    if not isinstance(width, int) or width < QUANTUM[kind]:
+      raise ValueError(f"width={width!r}; must be an integer >= {QUANTUM[kind]} for {kind}")
+    self.kind, self.width, self.stem, self.dtype = kind, width, stem, dtype
+    self.stage_channels = stage_widths(kind, width)
+    stem_channels = stem_width(width)
+    self.conv1 = nnx.Conv(in_channels, stem_channels, (3, 3),
+                          strides=2 if stem == "imagenet" else 1, padding=((1, 1), (1, 1)),
+                          use_bias=False, kernel_init=layers.he_init, dtype=dtype, rngs=rngs)
+    self.bn1 = layers.batch_norm(stem_channels, dtype, rngs)
+    units, c = [], stem_channels
+    for cout, repeats in zip(self.stage_channels, STAGE_REPEATS["standard"]):
+      for i in range(repeats):
+        units.append(make_unit(kind, c, cout, 2 if i == 0 else 1,
+                               pointwise_impl=pointwise_impl, depthwise_impl=depthwise_impl,
+                               dtype=dtype, rngs=rngs))
+        c = cout
+    self.units = nnx.List(units)
+    self.fc = nnx.Linear(c, num_classes, kernel_init=layers.classifier_init, dtype=dtype,
+                         rngs=rngs)
+
+  def __call__(self, x):
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
+    x = jax.nn.relu(self.bn1(self.conv1(x)))
+    if self.stem == "imagenet":
+      x = layers.pool_3x3_s2(x, "max")
+    for unit in self.units:
+      x = unit(x)
+    return self.fc(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)
+
+
+def unit_name(kind: str, level: int) -> str:
+  return f"unit_{kind}_{level}"
+
+
+def mflops(kind: str, width: int) -> float:
+  from shufflenet_jax import complexity
+  model = nnx.eval_shape(lambda: UnitNet(kind=kind, width=width, rngs=nnx.Rngs(0)))
+  return complexity.count(model, (1, 224, 224, 3))[0] / 1e6
+
+
+def fit_width(kind: str, level: float) -> int:
+  """The valid stage-4 width whose 224x224 MFLOPs are closest to ``level``: bisection on
+  the quantum grid (complexity grows with the width), then a scan of the neighbourhood,
+  since rounding the bottleneck (resnext) makes the growth uneven."""
+  q = QUANTUM[kind]
+  lo, hi = 1, 8
+  while mflops(kind, hi * q) < level:
+    lo, hi = hi, hi * 2
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if mflops(kind, mid * q) < level else (lo, mid)
+  candidates = [k * q for k in range(max(1, lo - 6), hi + 7)]
+  return min(candidates, key=lambda w: abs(mflops(kind, w) - level))
+
+
+def main() -> None:
+  for kind in KINDS:
+    for level in LEVELS:
+      w = fit_width(kind, level)
+      print(f"({kind!r}, {level}): {w},  # {mflops(kind, w):.1f} MFLOPs, stages "
+            f"{stage_widths(kind, w)}")
+
+
+if __name__ == "__main__":  # the package import has registered the models already
+  main()
+else:
+  for (_kind, _level), _width in FITTED_WIDTHS.items():
+    registry.register(unit_name(_kind, _level), UnitNet, kind=_kind, width=_width)
