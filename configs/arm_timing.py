@@ -6,10 +6,11 @@
       --config.agreement_workdir=runs/proxy                      # + int8 agreement
 
 Every (model, precision, resolution) is exported with shufflenet_jax.export (checked:
-builtin ops only, every op delegated to XNNPACK, float32 logits equal to JAX's), then
-timed on one thread with XNNPACK: warm-up runs, then the median over at least
-``min_runs`` runs and ``min_seconds``. One record per measurement in
-``<workdir>/runs/<id>/result.json`` (a killed job resumes where it stopped); the table
+builtin ops only, every op delegated to XNNPACK, float32 logits equal to the model's),
+then the models of each (precision, resolution) are timed side by side on one thread with
+XNNPACK: warm-up runs, then ``rounds`` rounds timing each model in turn, the median over
+at least ``min_runs`` runs and ``min_seconds`` per model. One record per measurement in
+``<workdir>/runs/<id>/result.json`` (a killed job resumes at the first unfinished group); the table
 ``<workdir>/results/arm_timing.md|csv|png`` is built when all are done and is rebuilt from
 the records by ``python -m experiments.tables``.
 
@@ -41,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.precisions = ("float32", "int8")
   c.num_threads = 1
   c.warmup = 3
+  c.rounds = 5                # the models of a group are timed in turn, this many rounds
   c.min_runs = 10
   c.max_runs = 100
   c.min_seconds = 2.0
@@ -50,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if preset == "quick":
     c.resolutions = ((224, 224),)
     c.precisions = ("float32",)
-    c.min_runs = 5
+    c.rounds = 3
+    c.min_runs = 6
     c.min_seconds = 0.5
   return c

@@ -3,6 +3,8 @@
 ``run(config, workdir)`` (``python main.py --config=configs/arm_timing.py``) exports and
 times every (model, precision, resolution), one record per measurement under
 ``<workdir>/runs/<id>/result.json``, skipping those already done, then builds the table.
+The models of one (precision, resolution) are exported, then timed side by side in rounds
+(export.latency_side_by_side), so the ratios between them survive a noisy machine.
 ``build(records, out)`` writes ``arm_timing.md|csv|png`` from the records alone
 (``python -m experiments.tables`` calls it for ``results/records/arm_timing``).
 """
@@ -65,42 +67,52 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
   if unknown:
     raise ValueError(f"arm_timing: unknown model(s) {unknown}; see "
                      "shufflenet_jax.models.model_names()")
-  jobs = [(m, p, tuple(r)) for m in config.models for p in config.precisions
-          for r in config.resolutions]
-  logging.info("%s: %d exports + timings in %s (%d threads)", NAME, len(jobs), root,
-               config.num_threads)
+  groups = [(p, tuple(r)) for p in config.precisions for r in config.resolutions]
+  logging.info("%s: %d models x %d (precision, resolution) groups in %s (%d threads); the "
+               "models of a group are timed side by side", NAME, len(config.models),
+               len(groups), root, config.num_threads)
   t0, done_now = time.time(), 0
-  for k, (model, precision, res) in enumerate(jobs, 1):
-    rdir = root / "runs" / run_id(model, precision, res)
-    if (rdir / "result.json").exists():
-      logging.info("[%d/%d] %s: done already, skipped", k, len(jobs), rdir.name)
+  for k, (precision, res) in enumerate(groups, 1):
+    rdirs = {m: root / "runs" / run_id(m, precision, res) for m in config.models}
+    tag = f"{precision} {res[0]}x{res[1]}"
+    if all((d / "result.json").exists() for d in rdirs.values()):
+      logging.info("[%d/%d] %s: done already, skipped", k, len(groups), tag)
       continue
-    kwargs = dict(config.model_kwargs.get(model, {}))
     load_before = os.getloadavg()[0]
-    out = root / "tflite" / f"{rdir.name}.tflite" if config.keep_tflite else None
-    try:
-      tflite, report = export.export_registry_model(
-          model, res, precision, num_calibration=config.num_calibration, out=out, **kwargs)
-    except export.ExportCheckError as e:  # timed anyway: the table names what failed
-      logging.warning("%s", e)
-      report, tflite = e.report, e.tflite
-    lat = export.latency(tflite, num_threads=config.num_threads, warmup=config.warmup,
-                         min_runs=config.min_runs, max_runs=config.max_runs,
-                         min_seconds=config.min_seconds)
-    counted = complexity.model_complexity(model, res, **kwargs)
-    record = dict(_common(config, commit), model=model, precision=precision,
-                  resolution=list(res), mflops=counted["mflops"], params=counted["params"],
-                  mflops_224=complexity.model_complexity(model, (224, 224), **kwargs)["mflops"],
-                  latency=lat, export=_jsonable(report),
-                  loadavg_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
-                  finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    rdir.mkdir(parents=True, exist_ok=True)
-    run_records._atomic_write(rdir / "result.json", json.dumps(record, indent=1) + "\n")  # noqa: SLF001
+    exported = {}
+    for model in config.models:
+      kwargs = dict(config.model_kwargs.get(model, {}))
+      out = root / "tflite" / f"{rdirs[model].name}.tflite" if config.keep_tflite else None
+      try:
+        exported[model] = export.export_registry_model(
+            model, res, precision, num_calibration=config.num_calibration, out=out, **kwargs)
+      except export.ExportCheckError as e:  # timed anyway: the table names what failed
+        logging.warning("%s", e)
+        exported[model] = (e.tflite, e.report)
+    lats = export.latency_side_by_side(
+        {m: t for m, (t, _) in exported.items()}, num_threads=config.num_threads,
+        warmup=config.warmup, rounds=config.rounds, min_runs=config.min_runs,
+        max_runs=config.max_runs, min_seconds=config.min_seconds)
+    load_after = os.getloadavg()[0]
+    for model, (_, report) in exported.items():
+      kwargs = dict(config.model_kwargs.get(model, {}))
+      counted = complexity.model_complexity(model, res, **kwargs)
+      record = dict(
+          _common(config, commit), model=model, precision=precision, resolution=list(res),
+          mflops=counted["mflops"], params=counted["params"],
+          mflops_224=complexity.model_complexity(model, (224, 224), **kwargs)["mflops"],
+          latency=lats[model], export=_jsonable(report),
+          loadavg_1min=[round(load_before, 2), round(load_after, 2)],
+          finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+      rdirs[model].mkdir(parents=True, exist_ok=True)
+      run_records._atomic_write(rdirs[model] / "result.json", json.dumps(record, indent=1) + "\n")  # noqa: SLF001
+      if report.problems:
+        logging.warning("%s: CHECK FAILED: %s", rdirs[model].name, "; ".join(report.problems))
     done_now += 1
-    left = sum(not (root / "runs" / run_id(*j) / "result.json").exists() for j in jobs)
-    logging.info("[%d/%d] %s: %.2f ms median (%d runs)%s | ETA %.0f min", k, len(jobs),
-                 rdir.name, lat["median_ms"], lat["runs"],
-                 "" if report.ok else f" | CHECK FAILED: {'; '.join(report.problems)}",
+    left = sum(not all((root / "runs" / run_id(m, *g) / "result.json").exists()
+                       for m in config.models) for g in groups)
+    logging.info("[%d/%d] %s: %s | ETA %.0f min", k, len(groups), tag,
+                 ", ".join(f"{m} {lats[m]['median_ms']:.2f} ms" for m in config.models),
                  (time.time() - t0) / done_now * left / 60)
   if config.agreement_workdir:
     adir = root / "runs" / "int8_agreement"
@@ -326,9 +338,11 @@ def _provenance(timings, agreements) -> list[str]:
   return [
       f"- CPU: {r0['cpu']} ({r0['cpu_count']} cores visible), {lat['num_threads']} thread, "
       "LiteRT's XNNPACK delegate; x86-64, not the paper's ARM phone.",
-      f"- Timing: {cfg['warmup']} warm-up runs, then at least {cfg['min_runs']} runs and "
-      f"{cfg['min_seconds']:g} s (at most {cfg['max_runs']}); median reported. 1-minute load "
-      f"average before/after the measurements: {min(loads):.2f} .. {max(loads):.2f}.",
+      f"- Timing: the models of one (precision, resolution) side by side: {cfg['warmup']} "
+      f"warm-up runs each, then {cfg['rounds']} rounds that time every model in turn, at "
+      f"least {cfg['min_runs']} runs and {cfg['min_seconds']:g} s per model in all (at most "
+      f"{cfg['max_runs']}); median reported. 1-minute load average before/after each group: "
+      f"{min(loads):.2f} .. {max(loads):.2f}.",
       f"- Models: untrained weights, BN statistics from {cfg['num_calibration']} real "
       "Fashion-MNIST test images (resized, 3 channels); int8 = post-training quantization "
       "calibrated on the same images, float input and output.",
