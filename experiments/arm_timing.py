@@ -11,9 +11,7 @@ The models of one (precision, resolution) are exported, then timed side by side 
 
 from __future__ import annotations
 
-import csv
 import importlib.metadata
-import io
 import json
 import os
 import platform
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from absl import logging
 
+from experiments import outputs
 from shufflenet_jax import complexity, paper, records as run_records
 
 NAME = "arm_timing"
@@ -236,13 +235,7 @@ def build(records: list[dict], out_dir: str | Path) -> list[Path]:
   md += ["**Provenance:**", ""] + _provenance(timings, agreements)
   md += ["", "Rebuild: `python -m experiments.tables` (from the records; generated from "
          f"records up to {max(r['finished_at'] for r in records)}).", ""]
-  paths = [out / f"{NAME}.md", out / f"{NAME}.csv", out / f"{NAME}.png"]
-  paths[0].write_text("\n".join(md))
-  buf = io.StringIO()
-  w = csv.writer(buf, lineterminator="\n")
-  w.writerow(header)
-  w.writerows(rows)
-  paths[1].write_text(buf.getvalue())
+  paths = outputs.write_md_csv(out, NAME, md, header, rows)
 
   fig, axes = plt.subplots(1, len(resolutions), figsize=(4.2 * len(resolutions), 4.2))
   axes = axes if len(resolutions) > 1 else [axes]

@@ -13,8 +13,6 @@ bytes (the "generated" line is the newest record's finish time, not the clock).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import statistics
 import sys
@@ -26,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from experiments import arm_timing  # noqa: E402
+from experiments import arm_timing, outputs  # noqa: E402
 from shufflenet_jax import paper  # noqa: E402
 from shufflenet_jax.models import registry  # noqa: E402
 
@@ -361,13 +359,7 @@ def build(sweep_name: str, records: list[dict], out_dir: str | Path) -> list[Pat
   md += ["", "**Provenance:**", ""] + provenance(records)
   md += ["", f"Rebuild: `python -m experiments.tables` (from the result.json records; "
          f"generated from records up to {max(r['finished_at'] for r in records)}).", ""]
-  paths = [out / f"{sweep_name}.md", out / f"{sweep_name}.csv", out / f"{sweep_name}.png"]
-  paths[0].write_text("\n".join(md))
-  buf = io.StringIO()
-  w = csv.writer(buf, lineterminator="\n")
-  w.writerow(header)
-  w.writerows(rows)
-  paths[1].write_text(buf.getvalue())
+  paths = outputs.write_md_csv(out, sweep_name, md, header, rows)
 
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
   figure(ax1, ax2)
