@@ -30,7 +30,9 @@ def test_macs_scale_with_resolution():
 
 
 def test_paper_rows_within_tolerance():
-  records = complexity.paper_records()
+  # ShuffleNet rows and MobileNet (Table 5); the other baselines: tests/test_baselines.py.
+  records = [r for r in complexity.paper_records()
+             if r["name"].startswith(("shufflenet_", "mobilenet_"))]
   tables = {r["paper_table"] for r in records}
   assert tables == {"table1", "table2", "table5", "table8", "official"}
   for r in records:
