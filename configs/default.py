@@ -6,7 +6,7 @@
 
 Presets: ``quick`` (0.25x g3, 1 epoch: under 4 minutes on a 2-core CPU, about 85% test
 accuracy) and ``proxy`` (0.5x g3, 12 epochs of the full training set: GPU minutes, about
-1.5 hours on a 2-core CPU; the run recorded in results/proxy/ is the measured figure).
+1.5 hours on a 2-core CPU; results/proxy/ holds the measured run: 92.63% test accuracy).
 The default (no preset) is ``proxy``.
 """
 
