@@ -84,7 +84,8 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
       out = root / "tflite" / f"{rdirs[model].name}.tflite" if config.keep_tflite else None
       try:
         exported[model] = export.export_registry_model(
-            model, res, precision, num_calibration=config.num_calibration, out=out, **kwargs)
+            model, res, precision, num_calibration=config.num_calibration, out=out,
+            float_classifier=config.get("int8_float_classifier", True), **kwargs)
       except export.ExportCheckError as e:  # timed anyway: the table names what failed
         logging.warning("%s", e)
         exported[model] = (e.tflite, e.report)
@@ -117,7 +118,8 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
     adir = root / "runs" / "int8_agreement"
     if not (adir / "result.json").exists():
       logging.info("int8 agreement on %s", config.agreement_workdir)
-      agreement = export.int8_agreement(config.agreement_workdir)
+      agreement = export.int8_agreement(
+          config.agreement_workdir, float_classifier=config.get("int8_float_classifier", True))
       record = dict(_common(config, commit), **_jsonable(agreement), kind="int8_agreement",
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
       adir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +317,8 @@ def _findings(models, precisions, resolutions, by, ms, ratio, paper_ratio, ref, 
         f"{100 * a['int8_vs_jax_float_top1_agreement']:.2f}% on {a['eval_images']} "
         f"Fashion-MNIST test images; accuracy JAX float {100 * a['jax_float_top1_acc']:.2f}%, "
         f"TFLite float32 {100 * a['float32']['top1_acc']:.2f}%, "
-        f"int8 {100 * a['int8']['top1_acc']:.2f}%.")
+        f"int8 {100 * a['int8']['top1_acc']:.2f}% (classifier "
+        f"{'float32' if a.get('float_classifier') else 'int8'}).")
   if not agreements:
     out.append("int8 agreement with a trained model: not measured in this run (set "
                "--config.agreement_workdir to a trained Fashion-MNIST run).")
@@ -338,7 +341,9 @@ def _provenance(timings, agreements) -> list[str]:
       f"{min(loads):.2f} .. {max(loads):.2f}.",
       f"- Models: untrained weights, BN statistics from {cfg['num_calibration']} real "
       "Fashion-MNIST test images (resized, 3 channels); int8 = post-training quantization "
-      "calibrated on the same images, float input and output.",
+      "calibrated on the same images, float input and output"
+      + ("; the classifier (last op) in float32." if cfg.get("int8_float_classifier")
+         else "; every op int8, the classifier included."),
       f"- Libraries: jax {v['jax']}, flax {v['flax']}, tensorflow "
       f"{v.get('tensorflow-cpu', v.get('tensorflow', '?'))}, ai-edge-litert "
       f"{v.get('ai-edge-litert', '?')}.",

@@ -71,6 +71,7 @@ class ExportReport:
   max_abs_diff: float | None = None     # float32: TFLite vs the float64 JAX logits
   jax_float32_abs_diff: float | None = None  # float32: JAX float32 vs the float64 logits
   top1_agreement: float | None = None   # int8: TFLite vs JAX float top-1 on the check images
+  classifier_dtype: str = ""            # the input type of the op that writes the logits
   problems: list[str] = dataclasses.field(default_factory=list)
 
   @property
@@ -144,10 +145,17 @@ def _native_size(dataset: str) -> int:
 # ------------------------------------------------------------------------------ conversion
 
 def to_tflite(model: nnx.Module, input_shape: tuple[int, ...], precision: str = "float32",
-              representative: np.ndarray | None = None) -> bytes:
+              representative: np.ndarray | None = None, *,
+              float_classifier: bool = True) -> bytes:
   """The model (eval mode) as a .tflite flatbuffer for a static ``input_shape`` (N, H, W, C).
   int8 needs ``representative`` images (N', H, W, C) to calibrate the activation ranges;
-  weights and activations are int8, the input and output stay float32."""
+  weights and activations are int8, the input and output stay float32.
+
+  ``float_classifier`` (int8 only) keeps the last op (the classifier, which produces the
+  logits) in float32 behind a DEQUANTIZE: one int8 scale for all logits is coarse when
+  they spread widely (a Fashion-MNIST ShuffleNet trained without label smoothing has
+  logits over +-600: an int8 step of 4.5, enough to swap the top two classes on ~7% of the
+  test images). It costs one small float matmul; XNNPACK takes it like the rest."""
   import tensorflow as tf
   from jax.experimental import jax2tf
   _check("precision", precision, PRECISIONS)
@@ -176,10 +184,32 @@ def to_tflite(model: nnx.Module, input_shape: tuple[int, ...], precision: str = 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = samples
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if float_classifier:
+      # Selective quantization: the op that writes the output tensor stays float.
+      output = fn.get_concrete_function().outputs[0].name.split(":")[0]
+      debugger = tf.lite.experimental.QuantizationDebugger(
+          converter=converter, debug_dataset=samples,
+          debug_options=tf.lite.experimental.QuantizationDebugOptions(
+              denylisted_nodes=[output]))
+      return debugger.get_nondebug_quantized_model()
   return converter.convert()
 
 
 # ------------------------------------------------------------------------------ checks
+
+def classifier_dtype(tflite: bytes) -> str:
+  """The tensor type ('FLOAT32', 'INT8', ...) of the first input of the op that writes the
+  graph's output: the classifier's precision."""
+  from tensorflow.lite.python import schema_py_generated as schema
+  types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+  sub = schema.Model.GetRootAsModel(tflite, 0).Subgraphs(0)
+  out = sub.Outputs(0)
+  for o in range(sub.OperatorsLength()):
+    op = sub.Operators(o)
+    if out in op.OutputsAsNumpy():
+      return types[sub.Tensors(op.Inputs(0)).Type()]
+  raise ValueError("no op writes the graph's output")
+
 
 def graph_ops(tflite: bytes) -> tuple[Counter, list[str]]:
   """(op name -> count over all subgraphs, the names that are not plain builtins: custom,
@@ -288,7 +318,8 @@ def check(name: str, tflite: bytes, model: nnx.Module, input_shape: tuple[int, .
   ops, non_builtin = graph_ops(tflite)
   report = ExportReport(name=name, input_shape=tuple(input_shape), precision=precision,
                         size_bytes=len(tflite), ops=dict(sorted(ops.items())),
-                        non_builtin_ops=non_builtin, delegate_partitions=0, undelegated_ops=[])
+                        non_builtin_ops=non_builtin, delegate_partitions=0, undelegated_ops=[],
+                        classifier_dtype=classifier_dtype(tflite))
   if non_builtin:
     report.problems.append(f"non-builtin ops: {', '.join(non_builtin)}")
     return report  # the interpreter cannot even load custom ops
@@ -314,10 +345,12 @@ def check(name: str, tflite: bytes, model: nnx.Module, input_shape: tuple[int, .
 
 def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision: str,
            *, calibration: np.ndarray, out: str | Path | None = None,
-           num_check_images: int = 8) -> tuple[bytes, ExportReport]:
+           num_check_images: int = 8, float_classifier: bool = True
+           ) -> tuple[bytes, ExportReport]:
   """Converts and checks; writes ``out`` only if every check passes (else raises
   ExportCheckError; the rejected file is kept as ``<out>.rejected`` for inspection)."""
-  tflite = to_tflite(model, input_shape, precision, calibration)
+  tflite = to_tflite(model, input_shape, precision, calibration,
+                     float_classifier=float_classifier)
   batch = input_shape[0]
   n = max(batch, num_check_images // batch * batch)
   report = check(name, tflite, model, input_shape, precision, calibration[:n])
@@ -333,7 +366,8 @@ def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision
 
 def export_registry_model(name: str, resolution: tuple[int, int], precision: str, *,
                           batch: int = 1, seed: int = 0, num_calibration: int = 64,
-                          out: str | Path | None = None, **model_kwargs):
+                          out: str | Path | None = None, float_classifier: bool = True,
+                          **model_kwargs):
   """A fresh registry model, its BN statistics calibrated on real images (see
   :func:`calibrate_batch_stats`), exported and checked. Returns (tflite, report)."""
   model = registry.create_model(name, rngs=nnx.Rngs(seed), **export_overrides(name, precision),
@@ -342,7 +376,7 @@ def export_registry_model(name: str, resolution: tuple[int, int], precision: str
   images = dataset_images(num_calibration, (*resolution, channels))
   calibrate_batch_stats(model, images)
   return export(model, name, (batch, *resolution, channels), precision, calibration=images,
-                out=out)
+                out=out, float_classifier=float_classifier)
 
 
 # ------------------------------------------------------------------------------ timing
@@ -392,7 +426,7 @@ def latency_side_by_side(models: dict[str, bytes], *, num_threads: int = 1,
 # ------------------------------------------------------------------------------ trained runs
 
 def int8_agreement(workdir: str | Path, *, num_images: int = 10000, num_calibration: int = 500,
-                   out_dir: str | Path | None = None) -> dict:
+                   out_dir: str | Path | None = None, float_classifier: bool = True) -> dict:
   """For the run in ``workdir`` (its latest checkpoint): exports float32 and int8 at the
   run's input shape, and measures on ``num_images`` eval images the int8 model's top-1
   agreement with the JAX float model, and each one's accuracy. Calibration uses the
@@ -404,14 +438,15 @@ def int8_agreement(workdir: str | Path, *, num_images: int = 10000, num_calibrat
   images, labels = dataset_images(num_images, shape, dataset=config.dataset,
                                   data_dir=config.get("data_dir"), labels=True)
   calib = _train_images(config, num_calibration, shape)
-  result = dict(workdir=str(workdir), model=config.model, eval_images=len(images))
+  result = dict(workdir=str(workdir), model=config.model, eval_images=len(images),
+                calibration_images=len(calib), float_classifier=float_classifier)
   float_model = None
   for precision in PRECISIONS:
     model, _ = train.restore_model(workdir, **export_overrides(config.model, precision))
     float_model = float_model or model
     out = Path(out_dir) / f"{config.model}_{precision}.tflite" if out_dir else None
     tflite, report = export(model, config.model, (1, *shape), precision, calibration=calib,
-                            out=out)
+                            out=out, float_classifier=float_classifier)
     logits = run_tflite(tflite, images)
     result[precision] = dict(report=dataclasses.asdict(report),
                              top1_acc=float(np.mean(logits.argmax(-1) == labels)),
@@ -448,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--precision", default="float32", choices=PRECISIONS)
   p.add_argument("--out", help="where to write the .tflite (default: not written)")
   p.add_argument("--time", action="store_true", help="time it: 1 thread, XNNPACK")
+  p.add_argument("--int8_classifier", action="store_true",
+                 help="int8: quantize the classifier too (default: it stays float32)")
   p.add_argument("--agreement", action="store_true",
                  help="with --workdir: int8 vs float top-1 agreement on the whole eval split")
   args = p.parse_args(argv)
@@ -457,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.agreement:
       if not args.workdir:
         raise ValueError("--agreement needs --workdir (a model trained on the dataset)")
-      print(json.dumps(int8_agreement(args.workdir), indent=1))
+      print(json.dumps(int8_agreement(args.workdir, float_classifier=not args.int8_classifier),
+                       indent=1))
       return 0
     if args.model:
       registry.model_spec(args.model)  # a clear error for an unknown name
@@ -465,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         h, w = (int(v) for v in args.resolution.split(","))
       except ValueError:
         raise ValueError(f"--resolution={args.resolution!r}; expected H,W such as 224,224")
-      tflite, report = export_registry_model(args.model, (h, w), args.precision, out=args.out)
+      tflite, report = export_registry_model(args.model, (h, w), args.precision, out=args.out,
+                                             float_classifier=not args.int8_classifier)
     else:
       from shufflenet_jax import train
       config = train.run_config(args.workdir)
@@ -474,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
       model, _ = train.restore_model(args.workdir,
                                      **export_overrides(config.model, args.precision))
       tflite, report = export(model, config.model, (1, *shape), args.precision,
-                              calibration=_train_images(config, 256, shape), out=args.out)
+                              calibration=_train_images(config, 256, shape), out=args.out,
+                              float_classifier=not args.int8_classifier)
   except ExportCheckError as e:
     print(f"error: {e}", file=sys.stderr)
     print(json.dumps(dataclasses.asdict(e.report), indent=1), file=sys.stderr)

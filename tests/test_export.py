@@ -35,11 +35,14 @@ def test_float32_export_matches_jax_and_is_fully_delegated(name, tmp_path):
   assert lat["runs"] == 3 and 0 < lat["min_ms"] <= lat["median_ms"] <= lat["max_ms"]
 
 
-def test_int8_export_is_fully_delegated():
-  _, report = export.export_registry_model("shufflenet_0.5x_g3", (64, 64), "int8")
+@pytest.mark.parametrize("float_classifier", [True, False])
+def test_int8_export_is_fully_delegated(float_classifier):
+  _, report = export.export_registry_model("shufflenet_0.5x_g3", (64, 64), "int8",
+                                           float_classifier=float_classifier)
   assert report.ok, report.problems
   assert report.delegate_partitions == 1 and report.undelegated_ops == []
   assert "QUANTIZE" in report.ops and "AVERAGE_POOL_2D" not in report.ops
+  assert report.classifier_dtype == ("FLOAT32" if float_classifier else "INT8")
 
 
 def test_a_failing_check_names_the_op_and_writes_nothing_as_good(tmp_path):
