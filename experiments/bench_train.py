@@ -1,0 +1,275 @@
+"""Training- and eval-step throughput: every JAX layer implementation against PyTorch.
+
+  pip install -r requirements-bench.txt            # torch==2.13.0 (benchmark only)
+  python -m experiments.bench_train                 # proxy shape, default models, all impls
+  python -m experiments.bench_train --shape=imagenet --dtype=bfloat16   # on a GPU
+  python -m experiments.bench_train --out=results/bench_train.md
+
+Times, in one process and side by side (every candidate once per round, ``--rounds``
+rounds, median reported), the jitted train step (forward + backward + SGD-momentum update
+with weight decay: shufflenet_jax/train.py) of each model for each
+``pointwise_impl:depthwise_impl`` pair, and the same network in PyTorch (channels_last,
+the same thread count and batch; experiments/torch_reference.py), and the eval step of
+each. Prints images/s and the ratio JAX / PyTorch; ``--out`` writes the table with the
+machine, versions and commit. Synthetic inputs: this measures speed, not learning.
+
+Shapes: ``proxy`` = 28x28x1, small stem, 10 classes, batch 128; ``imagenet`` = 224x224x3,
+imagenet stem, 1000 classes, batch 32 on CPU and 256 on GPU (``--batch`` overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from shufflenet_jax import records, train
+from shufflenet_jax.models import layers, registry
+
+DEFAULT_MODELS = ("shufflenet_1.0x_g3", "shufflenet_1.0x_g8", "shufflenet_0.5x_g3")
+SHAPES = {"proxy": dict(size=28, channels=1, classes=10, stem="small", batch=128),
+          "imagenet": dict(size=224, channels=3, classes=1000, stem="imagenet", batch=32)}
+ALL_IMPLS = tuple(f"{p}:{d}" for p, d in itertools.product(layers.POINTWISE_IMPLS,
+                                                           layers.DEPTHWISE_IMPLS))
+
+
+def _config(model: str, shape: dict, batch: int, dtype: str, impl: str):
+  from configs import default
+  c = default.get_config("proxy")
+  c.model = model
+  c.model_kwargs.stem = shape["stem"]
+  c.batch_size = batch
+  c.dtype = dtype
+  c.pointwise_impl, c.depthwise_impl = impl.split(":")
+  return c
+
+
+class JaxCandidate:
+  """One model + layer implementation: a compiled train step and eval step on fixed data."""
+
+  def __init__(self, model: str, shape: dict, batch: int, dtype: str, impl: str, seed=0):
+    c = _config(model, shape, batch, dtype, impl)
+    net = registry.create_model(
+        model, rngs=nnx.Rngs(seed), dtype=jnp.bfloat16 if dtype == "bfloat16" else None,
+        pointwise_impl=c.pointwise_impl, depthwise_impl=c.depthwise_impl,
+        stem=shape["stem"], num_classes=shape["classes"], in_channels=shape["channels"])
+    net.train()
+    graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
+    net.eval()
+    eval_graphdef = nnx.graphdef(net)
+    tx = train.make_optimizer(c, train.learning_rate_schedule(c, 1000))
+    self.state = dict(params=params, batch_stats=stats, opt_state=tx.init(params),
+                      step=jnp.zeros((), jnp.int32))
+    rng = np.random.default_rng(seed)
+    s = shape["size"]
+    self.batch = dict(
+        image=jnp.asarray(rng.standard_normal((batch, s, s, shape["channels"]), np.float32)),
+        label=jnp.asarray(rng.integers(0, shape["classes"], batch), jnp.int32),
+        mask=jnp.ones((batch,), jnp.float32))
+    self.train_step = jax.jit(train.make_train_step(graphdef, tx, shape["classes"], 0.0),
+                              donate_argnums=0)
+    self.eval_step = jax.jit(train.make_eval_step(eval_graphdef, shape["classes"]))
+    t = time.perf_counter()
+    self.run_train(1)
+    self.run_eval(1)
+    self.compile_s = time.perf_counter() - t
+
+  def run_train(self, steps: int) -> None:
+    for _ in range(steps):
+      self.state, metrics = self.train_step(self.state, self.batch)
+    jax.block_until_ready(metrics["loss"])
+
+  def run_eval(self, steps: int) -> None:
+    for _ in range(steps):
+      out = self.eval_step(self.state, self.batch)
+    jax.block_until_ready(out["top1"])
+
+
+class TorchCandidate:
+  """The PyTorch twin: channels_last, SGD momentum 0.9 + weight decay, optional AMP."""
+
+  def __init__(self, model: str, shape: dict, batch: int, dtype: str, seed=0):
+    import torch
+    from experiments import torch_reference
+    self.torch = torch
+    self.device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+    torch.manual_seed(seed)
+    net = torch_reference.from_registry_name(model, stem=shape["stem"],
+                                             num_classes=shape["classes"],
+                                             in_channels=shape["channels"])
+    self.net = net.to(self.device).to(memory_format=torch.channels_last)
+    self.opt = torch.optim.SGD(self.net.parameters(), lr=0.01, momentum=0.9, weight_decay=4e-5)
+    s = shape["size"]
+    self.x = torch.randn(batch, shape["channels"], s, s, device=self.device).to(
+        memory_format=torch.channels_last)
+    self.y = torch.randint(0, shape["classes"], (batch,), device=self.device)
+    self.amp = dtype == "bfloat16"
+    t = time.perf_counter()
+    self.run_train(2)
+    self.run_eval(2)
+    self.compile_s = time.perf_counter() - t
+
+  def _autocast(self):
+    return self.torch.autocast(self.device, dtype=self.torch.bfloat16, enabled=self.amp)
+
+  def _sync(self):
+    if self.device == "cuda":
+      self.torch.cuda.synchronize()
+
+  def run_train(self, steps: int) -> None:
+    self.net.train()
+    for _ in range(steps):
+      with self._autocast():
+        loss = self.torch.nn.functional.cross_entropy(self.net(self.x), self.y)
+      self.opt.zero_grad(set_to_none=True)
+      loss.backward()
+      self.opt.step()
+    loss.item()
+    self._sync()
+
+  def run_eval(self, steps: int) -> None:
+    self.net.eval()
+    with self.torch.no_grad(), self._autocast():
+      for _ in range(steps):
+        out = self.net(self.x)
+    out.sum().item()
+    self._sync()
+
+
+def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: int) -> dict:
+  """{name: median images/s over ``rounds``}; each round times every candidate in turn."""
+  per = {name: [] for name in cands}
+  for _ in range(rounds):
+    for name, cand in cands.items():
+      fn = cand.run_train if kind == "train" else cand.run_eval
+      t = time.perf_counter()
+      fn(steps)
+      per[name].append(batch * steps / (time.perf_counter() - t))
+  return {name: statistics.median(v) for name, v in per.items()}
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m experiments.bench_train", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+  p.add_argument("--shape", default="proxy", choices=tuple(SHAPES))
+  p.add_argument("--batch", type=int, default=0, help="0: the shape's default")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  p.add_argument("--impls", default="auto,lax:lax,einsum:shift,matmul:shift,blockdiag:shift",
+                 help=f"pointwise:depthwise pairs, 'auto' or 'all' ({', '.join(ALL_IMPLS)})")
+  p.add_argument("--steps", type=int, default=5, help="steps per candidate per round")
+  p.add_argument("--rounds", type=int, default=5)
+  p.add_argument("--no_torch", action="store_true", help="skip the PyTorch reference")
+  p.add_argument("--no_eval", action="store_true", help="skip the eval-step table")
+  p.add_argument("--out", help="write the markdown table here (e.g. results/bench_train.md)")
+  args = p.parse_args(argv)
+
+  try:
+    models = [m for m in args.models.split(",") if m]
+    for m in models:
+      registry.model_spec(m)
+    impls = []
+    for spec in args.impls.split(","):
+      spec = spec.strip()
+      if spec == "all":
+        impls += ALL_IMPLS
+      elif spec == "auto":
+        auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
+        impls.append(f"{auto['pointwise_impl']}:{auto['depthwise_impl']}")
+      elif spec in ALL_IMPLS:
+        impls.append(spec)
+      else:
+        raise ValueError(f"--impls entry {spec!r}; valid: auto, all, {', '.join(ALL_IMPLS)}")
+    impls = list(dict.fromkeys(impls))
+    if args.steps < 1 or args.rounds < 1:
+      raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1")
+    if not args.no_torch:
+      try:
+        import torch
+      except ImportError:
+        raise ValueError("PyTorch is not installed: pip install -r requirements-bench.txt "
+                         "(or pass --no_torch)")
+      torch.set_num_threads(os.cpu_count() or 1)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+  shape = SHAPES[args.shape]
+  batch = args.batch or (256 if args.shape == "imagenet" and jax.default_backend() == "gpu"
+                         else shape["batch"])
+  kinds = ("train",) if args.no_eval else ("train", "eval")
+  results = []  # (model, candidate, kind, img/s, compile s)
+  for model in models:
+    cands = {}
+    for impl in impls:
+      print(f"[{model}] compiling jax {impl} ...", flush=True)
+      cands[f"jax {impl}"] = JaxCandidate(model, shape, batch, args.dtype, impl)
+    if not args.no_torch:
+      cands["pytorch"] = TorchCandidate(model, shape, batch, args.dtype)
+    for kind in kinds:
+      speeds = time_side_by_side(cands, kind, batch, args.steps, args.rounds)
+      for name, ips in speeds.items():
+        results.append((model, name, kind, ips, cands[name].compile_s))
+        ref = speeds.get("pytorch")
+        ratio = f"  x{ips / ref:.2f} of pytorch" if ref and name != "pytorch" else ""
+        print(f"[{model}] {kind:5s} {name:22s} {ips:8.1f} img/s{ratio}", flush=True)
+
+  md = _table(results, args, shape, batch)
+  print("\n".join(md))
+  if args.out:
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(md) + "\n")
+    print(f"wrote {args.out}")
+  return 0
+
+
+def _table(results, args, shape, batch) -> list[str]:
+  from experiments.arm_timing import cpu_model, versions
+  import platform
+  torch_version = ""
+  if not args.no_torch:
+    import torch
+    torch_version = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+  device = jax.devices()[0]
+  v = versions()
+  md = [f"# Training-step throughput: JAX layer implementations vs PyTorch ({args.shape} shape)",
+        "",
+        f"Images/s, median of {args.rounds} rounds of {args.steps} steps; every candidate timed "
+        "once per round, in turn, in one process. Ratio = JAX / PyTorch (same network, "
+        "batch and thread count; PyTorch channels_last). Synthetic inputs.",
+        ""]
+  for kind in ("train", "eval"):
+    rows = [r for r in results if r[2] == kind]
+    if not rows:
+      continue
+    md += [f"## {kind} step", "", "| model | implementation | img/s | × PyTorch | compile s |",
+           "|---|---|---|---|---|"]
+    ref = {r[0]: r[3] for r in rows if r[1] == "pytorch"}
+    for model, name, _, ips, comp in rows:
+      ratio = f"{ips / ref[model]:.2f}" if model in ref and name != "pytorch" else ""
+      md.append(f"| {model} | {name} | {ips:.1f} | {ratio} | {comp:.1f} |")
+    md.append("")
+  md += ["## Provenance", "",
+         f"- Shape: {shape['size']}x{shape['size']}x{shape['channels']}, {shape['stem']} stem, "
+         f"{shape['classes']} classes, batch {batch}, {args.dtype}.",
+         f"- Device: {device.platform} ({getattr(device, 'device_kind', '')}); CPU "
+         f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}.",
+         f"- Libraries: jax {v['jax']}, flax {v['flax']}, optax {v.get('optax', '?')}"
+         f"{torch_version}.",
+         f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+         f"command: python -m experiments.bench_train {' '.join(sys.argv[1:])}".rstrip(),
+         ""]
+  return md
+
+
+if __name__ == "__main__":
+  sys.exit(main())
