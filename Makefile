@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 WORKDIR ?= runs/ablation_shuffle
 
-.PHONY: setup data run test complexity
+.PHONY: setup data run test complexity bench
 
 setup: $(VENV)/.installed data
 
@@ -33,3 +33,9 @@ test: setup
 
 complexity: setup
 	$(PY) -m shufflenet_jax.complexity
+
+# The training-speed benchmark against PyTorch (torch is a benchmark-only dependency;
+# tests/test_bench.py runs only where it is installed).
+bench: setup
+	$(PY) -m pip install -q -r requirements-bench.txt
+	$(PY) -m experiments.bench_train --out=results/bench_train.md

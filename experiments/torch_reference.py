@@ -3,7 +3,8 @@
 It mirrors shufflenet_jax/models/shufflenet.py layer for layer (stage widths, stem,
 ungrouped first 1x1 conv of stage 2, channel shuffle, 3x3 s2 average-pool shortcut with
 count_include_pad, BN momentum/eps, FC with bias), so both frameworks train the same
-network: tests/test_bench.py checks that the parameter counts are equal. PyTorch is not a
+network: tests/test_bench.py checks that the parameter counts are equal and that, with the
+JAX model's weights loaded (:func:`load_from_jax`), the logits are the same. PyTorch is not a
 dependency of the package: ``pip install -r requirements-bench.txt``.
 """
 
@@ -86,3 +87,32 @@ def from_registry_name(name: str, **kw) -> ShuffleNet:
     raise ValueError(f"{name}: the PyTorch reference has no {unsupported}")
   return ShuffleNet(groups=args["groups"], width=args["width"],
                     depth=args.get("depth", "standard"), shuffle=args.get("shuffle", True), **kw)
+
+
+def load_from_jax(net: ShuffleNet, model) -> ShuffleNet:
+  """Copies a JAX ShuffleNet's parameters and BN statistics into its PyTorch twin (HWIO
+  kernels -> OIHW), so the two can be compared output for output."""
+  import numpy as np
+
+  def put(t: torch.Tensor, a, perm=None) -> None:
+    a = np.array(a)  # a writable copy
+    t.data.copy_(torch.from_numpy(np.ascontiguousarray(a.transpose(perm) if perm else a)))
+
+  def conv(t_conv: nn.Conv2d, j_conv) -> None:
+    put(t_conv.weight, j_conv.kernel[...], (3, 2, 0, 1))
+
+  def bn(t_bn: nn.BatchNorm2d, j_bn) -> None:
+    for t, a in ((t_bn.weight, j_bn.scale), (t_bn.bias, j_bn.bias), (t_bn.running_mean, j_bn.mean),
+                 (t_bn.running_var, j_bn.var)):
+      put(t, a[...])
+
+  conv(net.conv1, model.conv1)
+  bn(net.bn1, model.bn1)
+  for t_unit, j_unit in zip(net.units, model.units):
+    for name in ("conv1", "dwconv", "conv2"):
+      conv(getattr(t_unit, name), getattr(j_unit, name))
+    for name in ("bn1", "bn2", "bn3"):
+      bn(getattr(t_unit, name), getattr(j_unit, name))
+  put(net.fc.weight, model.fc.kernel[...], (1, 0))
+  put(net.fc.bias, model.fc.bias[...])
+  return net
