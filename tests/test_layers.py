@@ -68,6 +68,21 @@ def test_depthwise_impls_match_lax_reference(impl, stride, size):
     assert _max_rel_err(g, r) < 1e-5
 
 
+@pytest.mark.parametrize("impl", layers.POINTWISE_IMPLS)
+@pytest.mark.parametrize("stride,size,groups", [(1, 7, 16), (2, 8, 16), (2, 7, 4), (1, 5, 1)])
+def test_grouped_conv_impls_match_lax_reference(impl, stride, size, groups):
+  """ResNeXt's grouped 3x3: the sum over taps of grouped 1x1 convs equals XLA's grouped
+  convolution."""
+  kx, kk = jax.random.split(jax.random.key(size + groups))
+  x = jax.random.normal(kx, (2, size, size + 1, 32))
+  k = jax.random.normal(kk, (3, 3, 32 // groups, 32))
+  ref = _value_and_grads(lambda x, k: layers.grouped_conv(x, k, stride, groups, "lax"), x, k)
+  got = _value_and_grads(lambda x, k: layers.grouped_conv(x, k, stride, groups, impl), x, k)
+  for r, g in zip(ref, got):
+    assert g.shape == r.shape
+    assert _max_rel_err(g, r) < 1e-5
+
+
 def test_unknown_impl_names_the_choices():
   with pytest.raises(ValueError, match="pointwise_impl='fft'.*lax, einsum, matmul, blockdiag"):
     layers.pointwise_conv(jnp.zeros((1, 1, 1, 4)), jnp.zeros((1, 1, 4, 4)), 1, "fft")

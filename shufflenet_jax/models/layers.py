@@ -107,31 +107,58 @@ def pointwise_conv(x: jax.Array, kernel: jax.Array, groups: int,
   return jnp.dot(x, dense)
 
 
+def _taps(x: jax.Array, kernel_hw: tuple[int, int], stride: int):
+  """For a kxk convolution with padding k//2: (i, j, the window of ``x`` that kernel tap
+  (i, j) multiplies), each a strided slice of the padded input shaped like the output."""
+  kh, kw = kernel_hw
+  ph, pw = kh // 2, kw // 2
+  n, h, w, c = x.shape
+  ho = (h + 2 * ph - kh) // stride + 1
+  wo = (w + 2 * pw - kw) // stride + 1
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  for i in range(kh):
+    for j in range(kw):
+      yield i, j, jax.lax.slice(xp, (0, i, j, 0),
+                                (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
+                                (1, stride, stride, 1))
+
+
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
                    impl: str = "lax") -> jax.Array:
   """3x3 depthwise convolution, padding 1, of NHWC ``x`` with a ``(3, 3, 1, C)`` kernel."""
   _check_choice("depthwise_impl", impl, DEPTHWISE_IMPLS)
-  c = x.shape[-1]
-  kh, kw = kernel.shape[:2]
-  ph, pw = kh // 2, kw // 2
   if impl == "lax":
-    return jax.lax.conv_general_dilated(
-        x, kernel, (stride, stride), ((ph, ph), (pw, pw)), dimension_numbers=_DIMS,
-        feature_group_count=c)
+    return _lax_conv(x, kernel, stride, x.shape[-1])
   # shift: the sum of kh*kw shifted, strided slices times a per-channel weight.
-  _, h, w, _ = x.shape
-  ho = (h + 2 * ph - kh) // stride + 1
-  wo = (w + 2 * pw - kw) // stride + 1
-  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
   out = None
-  for i in range(kh):
-    for j in range(kw):
-      tap = jax.lax.slice(xp, (0, i, j, 0),
-                          (xp.shape[0], i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
-                          (1, stride, stride, 1))
-      term = tap * kernel[i, j, 0]
-      out = term if out is None else out + term
+  for i, j, tap in _taps(x, kernel.shape[:2], stride):
+    term = tap * kernel[i, j, 0]
+    out = term if out is None else out + term
   return out
+
+
+def grouped_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1,
+                 impl: str = "lax") -> jax.Array:
+  """kxk grouped convolution, padding k//2, of NHWC ``x`` with an HWIO
+  ``(k, k, C/groups, D)`` kernel (ResNeXt's 3x3). ``impl`` is a pointwise implementation:
+  ``lax`` is XLA's grouped convolution; any other sums, over the k*k taps, the grouped 1x1
+  convolution of the tap's window (:func:`pointwise_conv` with that ``impl``), which
+  avoids XLA:CPU's dense masked weight gradient of grouped convolutions."""
+  _check_choice("pointwise_impl", impl, POINTWISE_IMPLS)
+  if impl == "lax":
+    return _lax_conv(x, kernel, stride, groups)
+  out = None
+  for i, j, tap in _taps(x, kernel.shape[:2], stride):
+    term = pointwise_conv(tap, kernel[i:i + 1, j:j + 1], groups, impl)
+    out = term if out is None else out + term
+  return out
+
+
+def _lax_conv(x, kernel, stride, groups):
+  kh, kw = kernel.shape[:2]
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), ((kh // 2, kh // 2), (kw // 2, kw // 2)),
+      dimension_numbers=_DIMS, feature_group_count=groups)
 
 
 class PointwiseConv(nnx.Module):
@@ -155,6 +182,31 @@ class PointwiseConv(nnx.Module):
     if self.dtype is not None:
       x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     return pointwise_conv(x, kernel, self.groups, self.impl)
+
+
+class GroupedConv(nnx.Module):
+  """kxk grouped convolution without bias, padding k//2 (ResNeXt's 3x3). The kernel is
+  ``nnx.Conv``'s (HWIO, ``kernel``), so checkpoints of either load under the other; ``impl``
+  (a pointwise implementation) applies when ``groups > 1``, else XLA's dense conv is used."""
+
+  def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *,
+               stride: int = 1, groups: int = 1, impl: str = "lax", dtype=None,
+               rngs: nnx.Rngs):
+    _check_choice("pointwise_impl", impl, POINTWISE_IMPLS)
+    if in_channels % groups or out_channels % groups:
+      raise ValueError(f"groups={groups} must divide both in_channels={in_channels} and "
+                       f"out_channels={out_channels}")
+    self.stride, self.groups, self.dtype = stride, groups, dtype
+    self.impl = impl if groups > 1 else "lax"
+    self.kernel = nnx.Param(he_init(
+        rngs.params(), (kernel_size, kernel_size, in_channels // groups, out_channels),
+        jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.kernel[...]
+    if self.dtype is not None:
+      x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    return grouped_conv(x, kernel, self.stride, self.groups, self.impl)
 
 
 class DepthwiseConv(nnx.Module):

@@ -69,9 +69,9 @@ def stem_width(width: int) -> int:
   return min(STEM_CHANNELS, math.ceil(STEM_CHANNELS * width / STEM_REFERENCE_WIDTH))
 
 
-def _conv(cin, cout, k, stride=1, groups=1, *, dtype, rngs):
+def _conv(cin, cout, k, stride=1, *, dtype, rngs):
   return nnx.Conv(cin, cout, (k, k), strides=stride, padding=((k // 2,) * 2,) * 2,
-                  feature_group_count=groups, use_bias=False, kernel_init=layers.he_init,
+                  use_bias=False, kernel_init=layers.he_init,
                   dtype=dtype, rngs=rngs)
 
 
@@ -89,10 +89,13 @@ class VGGLikeUnit(nnx.Module):
 class BottleneckUnit(nnx.Module):
   """1x1 -> 3x3 (stride, ``groups``) -> 1x1, BN after each; shortcut identity or 1x1."""
 
-  def __init__(self, cin, cout, stride, *, mid, groups=1, dtype, rngs):
+  def __init__(self, cin, cout, stride, *, mid, groups=1, pointwise_impl="lax", dtype, rngs):
     kw = dict(dtype=dtype, rngs=rngs)
     self.conv1, self.bn1 = _conv(cin, mid, 1, **kw), layers.batch_norm(mid, dtype, rngs)
-    self.conv2 = _conv(mid, mid, 3, stride, groups, **kw)
+    # The grouped 3x3 (ResNeXt) takes the pointwise implementation: the sum over its taps
+    # of grouped 1x1 convs (layers.grouped_conv), ~15x faster to train on XLA:CPU.
+    self.conv2 = layers.GroupedConv(mid, mid, 3, stride=stride, groups=groups,
+                                    impl=pointwise_impl, **kw)
     self.bn2 = layers.batch_norm(mid, dtype, rngs)
     self.conv3, self.bn3 = _conv(mid, cout, 1, **kw), layers.batch_norm(cout, dtype, rngs)
     project = stride != 1 or cin != cout  # else the identity shortcut
@@ -115,8 +118,8 @@ def make_unit(kind: str, cin: int, cout: int, stride: int, *, pointwise_impl="la
   if kind == "resnext":
     # Bottleneck ratio 1:2, rounded up to a multiple of the cardinality.
     mid = max(CARDINALITY, -(-cout // 2 // CARDINALITY) * CARDINALITY)
-    return BottleneckUnit(cin, cout, stride, mid=mid, groups=CARDINALITY, dtype=dtype,
-                          rngs=rngs)
+    return BottleneckUnit(cin, cout, stride, mid=mid, groups=CARDINALITY,
+                          pointwise_impl=pointwise_impl, dtype=dtype, rngs=rngs)
   if kind == "xception_like":
     return ShuffleUnit(cin, cout, stride=stride, groups=1, shuffle=False,
                        pointwise_impl=pointwise_impl, depthwise_impl=depthwise_impl,
