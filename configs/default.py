@@ -5,13 +5,9 @@
   python main.py --config=configs/default.py --config.model=shufflenet_0.5x_g8 ...
 
 Presets: ``quick`` (0.25x g3, 1 epoch: under 4 minutes on a 2-core CPU, about 85% test
-accuracy) and ``proxy`` (0.5x g3, 20 epochs of the full training set, label smoothing 0.1:
-GPU minutes, about 1.6 hours on a 2-core CPU; results/proxy/ holds the measured run).
+accuracy) and ``proxy`` (0.5x g3, 12 epochs of the full training set: GPU minutes, about
+1.5 hours on a 2-core CPU; results/proxy/ holds the measured run: 92.63% test accuracy).
 The default (no preset) is ``proxy``.
-
-Label smoothing is not in the paper's recipe; the proxy uses it because without it the
-trained model's logits spread over +-600 (the wrong classes pushed ever lower), which makes
-the int8 export's output scale coarse (DESIGN section 6). The ablation sweeps set it to 0.
 """
 
 import ml_collections
@@ -50,14 +46,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Optimization (paper Sec. 4): SGD momentum 0.9, linear decay to 0, wd on kernels.
   c.batch_size = 128
   c.eval_batch_size = 500
-  c.num_epochs = 20.0
+  c.num_epochs = 12.0
   c.num_train_steps = -1       # > 0 overrides num_epochs
   c.learning_rate = 1.6        # at lr_reference_batch; scaled linearly with batch_size
   c.lr_reference_batch = 1024
   c.warmup_steps = 100
   c.momentum = 0.9
   c.weight_decay = 4e-5
-  c.label_smoothing = 0.1
+  c.label_smoothing = 0.0
   c.seed = 0
 
   # Logging and checkpoints.
