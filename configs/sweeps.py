@@ -37,7 +37,7 @@ def sweep_config(name: str, axes: dict, arg: str | None) -> ml_collections.Confi
     c.seeds = (0,) if preset == "quick" else (0, 1)
     c.num_epochs = 10.0 if preset == "long" else 0.5
     c.learning_rate = 0.8
-    c.label_smoothing = 0.0  # the paper's recipe (the single proxy run smooths; see default.py)
+    c.label_smoothing = 0.0  # the paper's recipe
     c.warmup_steps = 200 if preset == "long" else 50
     c.eval_every_steps = -1
     c.checkpoint_every_steps = 1000
