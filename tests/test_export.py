@@ -60,8 +60,8 @@ def test_a_failing_check_names_the_op_and_writes_nothing_as_good(tmp_path):
 def test_restored_checkpoint_and_int8_agree_with_the_trained_float_model(fmnist_run):
   """The 150-step Fashion-MNIST run: its restored JAX model reproduces the run's own eval
   accuracy, the float32 TFLite model predicts exactly as JAX, and int8 agrees on >= 95% of
-  the 2000 images (97.05% measured with the classifier in int8 too; the fully trained proxy model's figure, on all 10,000
-  test images, is in results/arm_timing.md)."""
+  the 2000 images (97.05% measured with the classifier in int8 too; the fully trained proxy
+  model's figure, on all 10,000 test images, is in results/arm_timing.md)."""
   workdir, result = fmnist_run
   model, step = train.restore_model(workdir)
   assert step == 150
