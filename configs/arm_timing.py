@@ -48,6 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.min_seconds = 2.0
   c.num_calibration = 8       # real images for the BN statistics and the int8 ranges
   c.int8_float_classifier = True  # int8: the last op (classifier) stays float32 (export.py)
+  c.int8_equalize = True  # int8: equalize ShuffleNet's activation ranges first (equalize.py)
   c.agreement_workdir = ""    # a trained Fashion-MNIST run (e.g. runs/proxy); "" skips
   c.keep_tflite = False       # True: keep every .tflite under <workdir>/tflite/
   if preset == "quick":

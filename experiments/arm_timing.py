@@ -85,7 +85,8 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
       try:
         exported[model] = export.export_registry_model(
             model, res, precision, num_calibration=config.num_calibration, out=out,
-            float_classifier=config.get("int8_float_classifier", True), **kwargs)
+            float_classifier=config.get("int8_float_classifier", True),
+            equalize=config.get("int8_equalize", True), **kwargs)
       except export.ExportCheckError as e:  # timed anyway: the table names what failed
         logging.warning("%s", e)
         exported[model] = (e.tflite, e.report)
@@ -119,7 +120,8 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
     if not (adir / "result.json").exists():
       logging.info("int8 agreement on %s", config.agreement_workdir)
       agreement = export.int8_agreement(
-          config.agreement_workdir, float_classifier=config.get("int8_float_classifier", True))
+          config.agreement_workdir, float_classifier=config.get("int8_float_classifier", True),
+          equalize=config.get("int8_equalize", True))
       record = dict(_common(config, commit), **_jsonable(agreement), kind="int8_agreement",
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
       adir.mkdir(parents=True, exist_ok=True)
@@ -318,7 +320,8 @@ def _findings(models, precisions, resolutions, by, ms, ratio, paper_ratio, ref, 
         f"Fashion-MNIST test images; accuracy JAX float {100 * a['jax_float_top1_acc']:.2f}%, "
         f"TFLite float32 {100 * a['float32']['top1_acc']:.2f}%, "
         f"int8 {100 * a['int8']['top1_acc']:.2f}% (classifier "
-        f"{'float32' if a.get('float_classifier') else 'int8'}).")
+        f"{'float32' if a.get('float_classifier') else 'int8'}; activation ranges "
+        f"{'equalized' if a.get('equalize') else 'not equalized'}, shufflenet_jax/equalize.py).")
   if not agreements:
     out.append("int8 agreement with a trained model: not measured in this run (set "
                "--config.agreement_workdir to a trained Fashion-MNIST run).")

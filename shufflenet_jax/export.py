@@ -3,7 +3,8 @@
 Path: the model (fresh, or the latest checkpoint of a run's workdir) with the plain ``lax``
 layer implementations -> ``jax2tf.convert`` (native serialization: StableHLO) ->
 ``tf.function`` with a static input shape -> ``tf.lite.TFLiteConverter`` (builtin ops only;
-int8: post-training quantization calibrated on real images) -> ``.tflite``.
+int8: post-training quantization calibrated on real images, after equalizing a ShuffleNet's
+per-channel activation ranges, see ``equalize.py``) -> ``.tflite``.
 
 Every export is checked before it is written:
   * the graph holds only TFLite builtin ops (no STABLEHLO_*, custom or Flex ops);
@@ -72,6 +73,7 @@ class ExportReport:
   jax_float32_abs_diff: float | None = None  # float32: JAX float32 vs the float64 logits
   top1_agreement: float | None = None   # int8: TFLite vs JAX float top-1 on the check images
   classifier_dtype: str = ""            # the input type of the op that writes the logits
+  equalized: bool = False               # int8: activation ranges equalized (equalize.py)
   problems: list[str] = dataclasses.field(default_factory=list)
 
   @property
@@ -345,15 +347,27 @@ def check(name: str, tflite: bytes, model: nnx.Module, input_shape: tuple[int, .
 
 def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision: str,
            *, calibration: np.ndarray, out: str | Path | None = None,
-           num_check_images: int = 8, float_classifier: bool = True
+           num_check_images: int = 8, float_classifier: bool = True, equalize: bool = True
            ) -> tuple[bytes, ExportReport]:
   """Converts and checks; writes ``out`` only if every check passes (else raises
-  ExportCheckError; the rejected file is kept as ``<out>.rejected`` for inspection)."""
-  tflite = to_tflite(model, input_shape, precision, calibration,
+  ExportCheckError; the rejected file is kept as ``<out>.rejected`` for inspection).
+
+  ``equalize`` (int8, ShuffleNet): a copy of the model has its per-channel activation
+  ranges equalized on the calibration images before conversion (:mod:`equalize`; the
+  float function is unchanged). The checks compare against ``model`` itself."""
+  from shufflenet_jax.equalize import equalize_ranges
+  from shufflenet_jax.models.shufflenet import ShuffleNet
+  converted = model
+  equalized = precision == "int8" and equalize and isinstance(model, ShuffleNet)
+  if equalized:
+    converted = nnx.clone(model)
+    equalize_ranges(converted, calibration)
+  tflite = to_tflite(converted, input_shape, precision, calibration,
                      float_classifier=float_classifier)
   batch = input_shape[0]
   n = max(batch, num_check_images // batch * batch)
   report = check(name, tflite, model, input_shape, precision, calibration[:n])
+  report.equalized = equalized
   if out is not None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +381,7 @@ def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision
 def export_registry_model(name: str, resolution: tuple[int, int], precision: str, *,
                           batch: int = 1, seed: int = 0, num_calibration: int = 64,
                           out: str | Path | None = None, float_classifier: bool = True,
-                          **model_kwargs):
+                          equalize: bool = True, **model_kwargs):
   """A fresh registry model, its BN statistics calibrated on real images (see
   :func:`calibrate_batch_stats`), exported and checked. Returns (tflite, report)."""
   model = registry.create_model(name, rngs=nnx.Rngs(seed), **export_overrides(name, precision),
@@ -376,7 +390,7 @@ def export_registry_model(name: str, resolution: tuple[int, int], precision: str
   images = dataset_images(num_calibration, (*resolution, channels))
   calibrate_batch_stats(model, images)
   return export(model, name, (batch, *resolution, channels), precision, calibration=images,
-                out=out, float_classifier=float_classifier)
+                out=out, float_classifier=float_classifier, equalize=equalize)
 
 
 # ------------------------------------------------------------------------------ timing
@@ -426,7 +440,8 @@ def latency_side_by_side(models: dict[str, bytes], *, num_threads: int = 1,
 # ------------------------------------------------------------------------------ trained runs
 
 def int8_agreement(workdir: str | Path, *, num_images: int = 10000, num_calibration: int = 500,
-                   out_dir: str | Path | None = None, float_classifier: bool = True) -> dict:
+                   out_dir: str | Path | None = None, float_classifier: bool = True,
+                   equalize: bool = True) -> dict:
   """For the run in ``workdir`` (its latest checkpoint): exports float32 and int8 at the
   run's input shape, and measures on ``num_images`` eval images the int8 model's top-1
   agreement with the JAX float model, and each one's accuracy. Calibration uses the
@@ -439,14 +454,15 @@ def int8_agreement(workdir: str | Path, *, num_images: int = 10000, num_calibrat
                                   data_dir=config.get("data_dir"), labels=True)
   calib = _train_images(config, num_calibration, shape)
   result = dict(workdir=str(workdir), model=config.model, eval_images=len(images),
-                calibration_images=len(calib), float_classifier=float_classifier)
+                calibration_images=len(calib), float_classifier=float_classifier,
+                equalize=equalize)
   float_model = None
   for precision in PRECISIONS:
     model, _ = train.restore_model(workdir, **export_overrides(config.model, precision))
     float_model = float_model or model
     out = Path(out_dir) / f"{config.model}_{precision}.tflite" if out_dir else None
     tflite, report = export(model, config.model, (1, *shape), precision, calibration=calib,
-                            out=out, float_classifier=float_classifier)
+                            out=out, float_classifier=float_classifier, equalize=equalize)
     logits = run_tflite(tflite, images)
     result[precision] = dict(report=dataclasses.asdict(report),
                              top1_acc=float(np.mean(logits.argmax(-1) == labels)),
@@ -485,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--time", action="store_true", help="time it: 1 thread, XNNPACK")
   p.add_argument("--int8_classifier", action="store_true",
                  help="int8: quantize the classifier too (default: it stays float32)")
+  p.add_argument("--no_equalize", action="store_true",
+                 help="int8: skip the activation-range equalization (shufflenet_jax/equalize.py)")
   p.add_argument("--agreement", action="store_true",
                  help="with --workdir: int8 vs float top-1 agreement on the whole eval split")
   args = p.parse_args(argv)
@@ -494,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.agreement:
       if not args.workdir:
         raise ValueError("--agreement needs --workdir (a model trained on the dataset)")
-      print(json.dumps(int8_agreement(args.workdir, float_classifier=not args.int8_classifier),
-                       indent=1))
+      print(json.dumps(int8_agreement(args.workdir, float_classifier=not args.int8_classifier,
+                                      equalize=not args.no_equalize), indent=1))
       return 0
     if args.model:
       registry.model_spec(args.model)  # a clear error for an unknown name
@@ -504,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
       except ValueError:
         raise ValueError(f"--resolution={args.resolution!r}; expected H,W such as 224,224")
       tflite, report = export_registry_model(args.model, (h, w), args.precision, out=args.out,
-                                             float_classifier=not args.int8_classifier)
+                                             float_classifier=not args.int8_classifier,
+                                             equalize=not args.no_equalize)
     else:
       from shufflenet_jax import train
       config = train.run_config(args.workdir)
@@ -514,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
                                      **export_overrides(config.model, args.precision))
       tflite, report = export(model, config.model, (1, *shape), args.precision,
                               calibration=_train_images(config, 256, shape), out=args.out,
-                              float_classifier=not args.int8_classifier)
+                              float_classifier=not args.int8_classifier,
+                              equalize=not args.no_equalize)
   except ExportCheckError as e:
     print(f"error: {e}", file=sys.stderr)
     print(json.dumps(dataclasses.asdict(e.report), indent=1), file=sys.stderr)

@@ -119,12 +119,19 @@ class ShuffleUnit(nnx.Module):
     self.bn3 = layers.batch_norm(branch_out, dtype, rngs)
     self.se = SqueezeExcite(branch_out, dtype=dtype, rngs=rngs) if se else None
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def expand(self, x: jax.Array) -> jax.Array:
+    """1x1 group conv -> BN -> ReLU -> channel shuffle: the depthwise conv's input."""
     y = jax.nn.relu(self.bn1(self.conv1(x)))
     if self.shuffle and self.groups > 1:
       y = layers.channel_shuffle(y, self.groups)
-    y = self.bn2(self.dwconv(y))
-    y = self.bn3(self.conv2(y))
+    return y
+
+  def depthwise(self, y: jax.Array) -> jax.Array:
+    """3x3 depthwise conv -> BN: the second 1x1 group conv's input."""
+    return self.bn2(self.dwconv(y))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = self.bn3(self.conv2(self.depthwise(self.expand(x))))
     if self.se is not None:
       y = self.se(y)
     if self.stride == 2:
@@ -184,12 +191,17 @@ class ShuffleNet(nnx.Module):
     self.units = nnx.List(units)
     self.fc = nnx.Linear(c_in, num_classes, kernel_init=layers.classifier_init, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def stem_features(self, x: jax.Array) -> jax.Array:
+    """conv1 -> BN -> ReLU [-> max pool]: the first unit's input."""
     if self.dtype is not None:
       x = x.astype(self.dtype)
     x = jax.nn.relu(self.bn1(self.conv1(x)))
     if self.stem == "imagenet":
       x = layers.pool_3x3_s2(x, "max")
+    return x
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = self.stem_features(x)
     for unit in self.units:
       x = unit(x)
     x = jnp.mean(x, axis=(1, 2))
