@@ -130,11 +130,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
   if impl == "lax":
     return _lax_conv(x, kernel, stride, x.shape[-1])
   # shift: the sum of kh*kw shifted, strided slices times a per-channel weight.
-  out = None
-  for i, j, tap in _taps(x, kernel.shape[:2], stride):
-    term = tap * kernel[i, j, 0]
-    out = term if out is None else out + term
-  return out
+  return _sum_over_taps(x, kernel.shape[:2], stride, lambda i, j, tap: tap * kernel[i, j, 0])
 
 
 def grouped_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1,
@@ -147,10 +143,16 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int =
   _check_choice("pointwise_impl", impl, POINTWISE_IMPLS)
   if impl == "lax":
     return _lax_conv(x, kernel, stride, groups)
+  return _sum_over_taps(x, kernel.shape[:2], stride, lambda i, j, tap: pointwise_conv(
+      tap, kernel[i:i + 1, j:j + 1], groups, impl))
+
+
+def _sum_over_taps(x, kernel_hw, stride, term):
+  """The sum over the kernel's taps (i, j) of ``term(i, j, window)`` (see :func:`_taps`)."""
   out = None
-  for i, j, tap in _taps(x, kernel.shape[:2], stride):
-    term = pointwise_conv(tap, kernel[i:i + 1, j:j + 1], groups, impl)
-    out = term if out is None else out + term
+  for i, j, tap in _taps(x, kernel_hw, stride):
+    t = term(i, j, tap)
+    out = t if out is None else out + t
   return out
 
 
