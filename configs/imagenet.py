@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.preset = "imagenet"
   c.model = opts.get("model", "shufflenet_1.0x_g3")
   c.model_kwargs = ml_collections.ConfigDict({"stem": "imagenet"})
+  c.zero_init_residual = False  # the paper's initialization
   c.dataset = "imagenet2012"
   c.image_size = 224
   c.augment = "random_resized_crop"

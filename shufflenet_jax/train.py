@@ -53,6 +53,10 @@ def model_kwargs(config) -> dict[str, Any]:
   spec = input_pipeline.dataset_spec(config.dataset)
   kwargs = dict(num_classes=spec.num_classes, in_channels=spec.channels)
   kwargs.update(config.model_kwargs.to_dict() if config.get("model_kwargs") else {})
+  if config.get("zero_init_residual"):  # for the models that have it (ShuffleNet)
+    accepted = registry.model_arguments(config.model)
+    if accepted is None or "zero_init_residual" in accepted:
+      kwargs["zero_init_residual"] = True
   return kwargs
 
 

@@ -130,3 +130,27 @@ def test_unknown_name_and_argument():
     create_model("shufflenet_1.0x_g5")
   with pytest.raises(ValueError, match=r"unknown argument\(s\) colour"):
     create_model("shufflenet_1.0x_g3", colour="red")
+
+
+def test_zero_init_residual_starts_every_stride1_unit_as_the_identity():
+  from configs import default, imagenet
+  from shufflenet_jax import train
+  model = create_model("shufflenet_0.25x_g3", rngs=nnx.Rngs(0), stem="small", num_classes=10,
+                       in_channels=1, zero_init_residual=True)
+  model.eval()
+  x = model.stem_features(jax.random.normal(jax.random.key(1), (2, 28, 28, 1)))
+  for unit in model.units:
+    y = unit(x)
+    if unit.stride == 1:
+      assert jnp.array_equal(y, x)  # x >= 0 (after a ReLU) and the branch adds exactly 0
+    else:
+      assert float(jnp.abs(y[..., x.shape[-1]:]).max()) > 0  # the concatenated branch is live
+    x = y
+  plain = create_model("shufflenet_0.25x_g3", rngs=nnx.Rngs(0))
+  assert float(jnp.abs(plain.units[1].bn3.scale[...]).min()) == 1.0
+  # On in the Fashion-MNIST configs (for the models that take it), off in the paper's recipe.
+  c = default.get_config("quick")
+  assert train.model_kwargs(c)["zero_init_residual"] is True
+  c.model = "mobilenet_v1_0.25"
+  assert "zero_init_residual" not in train.model_kwargs(c)
+  assert imagenet.get_config().zero_init_residual is False

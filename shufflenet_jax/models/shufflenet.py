@@ -95,7 +95,7 @@ class ShuffleUnit(nnx.Module):
 
   def __init__(self, in_channels: int, out_channels: int, *, stride: int, groups: int,
                group_first_conv: bool = True, shuffle: bool = True, se: bool = False,
-               pointwise_impl: str = "lax", depthwise_impl: str = "lax",
+               zero_init_residual: bool = False, pointwise_impl: str = "lax", depthwise_impl: str = "lax",
                pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
     if stride not in (1, 2):
       raise ValueError(f"stride={stride}; valid: 1, 2")
@@ -117,6 +117,8 @@ class ShuffleUnit(nnx.Module):
     self.bn2 = layers.batch_norm(mid, dtype, rngs)
     self.conv2 = layers.PointwiseConv(mid, branch_out, groups=groups, **pw)
     self.bn3 = layers.batch_norm(branch_out, dtype, rngs)
+    if zero_init_residual and stride == 1:
+      self.bn3.scale[...] = jnp.zeros_like(self.bn3.scale[...])  # the unit starts as identity
     self.se = SqueezeExcite(branch_out, dtype=dtype, rngs=rngs) if se else None
 
   def expand(self, x: jax.Array) -> jax.Array:
@@ -152,6 +154,8 @@ class ShuffleNet(nnx.Module):
     depth: ``standard`` (4/8/4 units) or ``shallow`` (2/4/2 units, widened, Table 5).
     se: squeeze-excitation on every unit's branch (Table 5 "with SE").
     stem: ``imagenet`` (conv1 stride 2 + max pool) or ``small`` (conv1 stride 1, no pool).
+    zero_init_residual: start every stride-1 unit's last BN scale at 0, so each residual
+      unit begins as the identity (Goyal et al. 2017); not in the paper, off by default.
     num_classes, in_channels: classifier size and input channels.
     pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py).
     pool_impl: the stride-2 units' average pool, ``window`` or ``depthwise`` (int8 export).
@@ -160,6 +164,7 @@ class ShuffleNet(nnx.Module):
 
   def __init__(self, *, groups: int = 3, width: float = 1.0, shuffle: bool = True,
                depth: str = "standard", se: bool = False, stem: str = "imagenet",
+               zero_init_residual: bool = False,
                num_classes: int = 1000, in_channels: int = 3,
                pointwise_impl: str = "lax", depthwise_impl: str = "lax",
                pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
@@ -178,7 +183,8 @@ class ShuffleNet(nnx.Module):
                           padding=((1, 1), (1, 1)), use_bias=False, kernel_init=layers.he_init,
                           dtype=dtype, rngs=rngs)
     self.bn1 = layers.batch_norm(conv1, dtype, rngs)
-    unit_kw = dict(groups=groups, shuffle=shuffle, se=se, pointwise_impl=pointwise_impl,
+    unit_kw = dict(groups=groups, shuffle=shuffle, se=se, zero_init_residual=zero_init_residual,
+                   pointwise_impl=pointwise_impl,
                    depthwise_impl=depthwise_impl, pool_impl=pool_impl, dtype=dtype, rngs=rngs)
     units = []
     c_in = conv1
