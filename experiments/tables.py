@@ -92,6 +92,13 @@ def provenance(records: list[dict]) -> list[str]:
   budget = sorted({(c.get("preset"), c["num_train_steps"] if c["num_train_steps"] > 0
                     else f"{c['num_epochs']:g} epochs", c["batch_size"],
                     c.get("eval_split") or "full eval split") for c in cfgs}, key=str)
+  recipes = sorted({
+      f"momentum {c['momentum']:g}, lr {c['learning_rate']:g} per "
+      f"{c.get('lr_reference_batch', 1024)} images, warmup {c['warmup_steps']} steps, "
+      f"weight decay {c['weight_decay']:g}, label smoothing {c.get('label_smoothing', 0.0):g}, "
+      f"zero_init_residual {'on' if c.get('zero_init_residual') else 'off'}, "
+      f"{c.get('dtype', 'float32')}"
+      for c in cfgs})
   devices = sorted({f"{r['device']['device_count']}x {r['device']['device_kind']} "
                     f"({r['device']['platform']})" for r in records})
   commits = sorted({r["git_commit"] for r in records})
@@ -102,6 +109,7 @@ def provenance(records: list[dict]) -> list[str]:
       f"- Produced by: {len(records)} runs; dataset {', '.join(datasets)}; seeds {seeds}.",
       "- Budget (preset / steps or epochs / batch / eval split): "
       + "; ".join(f"{p} / {s} / batch {b} / {e}" for p, s, b, e in budget) + ".",
+      f"- Recipe: SGD, linear decay to 0; {'; '.join(recipes)}.",
       f"- Device: {'; '.join(devices)}. Libraries: {'; '.join(versions)}.",
       f"- Commit(s): {', '.join(commits)}. Runs finished {dates[0]} .. {dates[-1]}.",
       "- MFLOPs are the architecture at 224x224 with the ImageNet stem (the paper's count), "
