@@ -86,7 +86,8 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
         exported[model] = export.export_registry_model(
             model, res, precision, num_calibration=config.num_calibration, out=out,
             float_classifier=config.get("int8_float_classifier", True),
-            equalize=config.get("int8_equalize", True), **kwargs)
+            equalize=config.get("int8_equalize", True),
+            range_chunk=config.get("int8_range_chunk", export.RANGE_CHUNK), **kwargs)
       except export.ExportCheckError as e:  # timed anyway: the table names what failed
         logging.warning("%s", e)
         exported[model] = (e.tflite, e.report)
@@ -121,7 +122,8 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
       logging.info("int8 agreement on %s", config.agreement_workdir)
       agreement = export.int8_agreement(
           config.agreement_workdir, float_classifier=config.get("int8_float_classifier", True),
-          equalize=config.get("int8_equalize", True))
+          equalize=config.get("int8_equalize", True),
+          range_chunk=config.get("int8_range_chunk", export.RANGE_CHUNK))
       record = dict(_common(config, commit), **_jsonable(agreement), kind="int8_agreement",
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
       adir.mkdir(parents=True, exist_ok=True)
@@ -321,11 +323,19 @@ def _findings(models, precisions, resolutions, by, ms, ratio, paper_ratio, ref, 
         f"TFLite float32 {100 * a['float32']['top1_acc']:.2f}%, "
         f"int8 {100 * a['int8']['top1_acc']:.2f}% (classifier "
         f"{'float32' if a.get('float_classifier') else 'int8'}; activation ranges "
-        f"{'equalized' if a.get('equalize') else 'not equalized'}, shufflenet_jax/equalize.py).")
+        f"{'equalized' if a.get('equalize') else 'not equalized'}, shufflenet_jax/equalize.py; "
+        f"{_ranges(a.get('range_chunk'))}).")
   if not agreements:
     out.append("int8 agreement with a trained model: not measured in this run (set "
                "--config.agreement_workdir to a trained Fashion-MNIST run).")
   return out
+
+
+def _ranges(range_chunk) -> str:
+  """How an export's int8 activation ranges were set (records before range_chunk: min/max)."""
+  if range_chunk:
+    return f"int8 ranges the mean of per-chunk min/max, chunks of {range_chunk} images"
+  return "int8 ranges the min/max over all calibration images"
 
 
 def _provenance(timings, agreements) -> list[str]:
@@ -334,6 +344,7 @@ def _provenance(timings, agreements) -> list[str]:
   loads = [x for r in timings for x in r.get("loadavg_1min", [])]
   lat = r0["latency"]
   cfg = r0["config"]
+  i8 = next((r["config"] for r in timings if r["precision"] == "int8"), cfg)
   return [
       f"- CPU: {r0['cpu']} ({r0['cpu_count']} cores visible), {lat['num_threads']} thread, "
       "LiteRT's XNNPACK delegate; x86-64, not the paper's ARM phone.",
@@ -345,8 +356,9 @@ def _provenance(timings, agreements) -> list[str]:
       f"- Models: untrained weights, BN statistics from {cfg['num_calibration']} real "
       "Fashion-MNIST test images (resized, 3 channels); int8 = post-training quantization "
       "calibrated on the same images, float input and output"
-      + ("; the classifier (last op) in float32." if cfg.get("int8_float_classifier")
-         else "; every op int8, the classifier included."),
+      + ("; the classifier (last op) in float32" if i8.get("int8_float_classifier")
+         else "; every op int8, the classifier included")
+      + f"; {_ranges(i8.get('int8_range_chunk'))}.",
       f"- Libraries: jax {v['jax']}, flax {v['flax']}, tensorflow "
       f"{v.get('tensorflow-cpu', v.get('tensorflow', '?'))}, ai-edge-litert "
       f"{v.get('ai-edge-litert', '?')}.",

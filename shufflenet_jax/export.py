@@ -48,6 +48,9 @@ from shufflenet_jax.models import registry
 PRECISIONS = ("float32", "int8")
 FLOAT32_TOLERANCE = 1e-4  # max abs difference on the logits, TFLite vs the float64 JAX model
 CALIBRATION_DATASET = "fashion_mnist"  # the offline dataset every machine here has
+# int8 activation ranges: the mean, over chunks of this many calibration images, of each
+# chunk's min and max (0: the converter's min and max over all of them). See to_tflite.
+RANGE_CHUNK = 5
 
 
 class ExportCheckError(RuntimeError):
@@ -148,7 +151,7 @@ def _native_size(dataset: str) -> int:
 
 def to_tflite(model: nnx.Module, input_shape: tuple[int, ...], precision: str = "float32",
               representative: np.ndarray | None = None, *,
-              float_classifier: bool = True) -> bytes:
+              float_classifier: bool = True, range_chunk: int = RANGE_CHUNK) -> bytes:
   """The model (eval mode) as a .tflite flatbuffer for a static ``input_shape`` (N, H, W, C).
   int8 needs ``representative`` images (N', H, W, C) to calibrate the activation ranges;
   weights and activations are int8, the input and output stay float32.
@@ -157,7 +160,12 @@ def to_tflite(model: nnx.Module, input_shape: tuple[int, ...], precision: str = 
   logits) in float32 behind a DEQUANTIZE: one int8 scale for all logits is coarse when
   they spread widely (a Fashion-MNIST ShuffleNet trained without label smoothing has
   logits over +-600: an int8 step of 4.5, enough to swap the top two classes on ~7% of the
-  test images). It costs one small float matmul; XNNPACK takes it like the rest."""
+  test images). It costs one small float matmul; XNNPACK takes it like the rest.
+
+  ``range_chunk`` (int8): each activation tensor's range is the mean over chunks of
+  ``range_chunk`` calibration images of the chunk's min and max (:func:`average_ranges`),
+  not the converter's min and max over every image: a few rare extreme values otherwise
+  set the int8 step for all images. 0 keeps the converter's ranges."""
   import tensorflow as tf
   from jax.experimental import jax2tf
   _check("precision", precision, PRECISIONS)
@@ -178,23 +186,58 @@ def to_tflite(model: nnx.Module, input_shape: tuple[int, ...], precision: str = 
   if precision == "int8":
     if representative is None or len(representative) == 0:
       raise ValueError("int8 export needs representative images to calibrate on")
+    if range_chunk < 0:
+      raise ValueError(f"range_chunk={range_chunk}; valid: 0 (min/max over all images) or a "
+                       "positive number of images per chunk")
     batch = input_shape[0]
-
-    def samples():
-      for i in range(0, len(representative) - batch + 1, batch):
-        yield [np.asarray(representative[i:i + batch], np.float32)]
+    chunks = [[np.asarray(representative[i:i + batch], np.float32)]
+              for i in range(0, len(representative) - batch + 1, batch)]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = samples
+    converter.representative_dataset = lambda: iter(chunks)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if float_classifier:
-      # Selective quantization: the op that writes the output tensor stays float.
-      output = fn.get_concrete_function().outputs[0].name.split(":")[0]
-      debugger = tf.lite.experimental.QuantizationDebugger(
-          converter=converter, debug_dataset=samples,
-          debug_options=tf.lite.experimental.QuantizationDebugOptions(
-              denylisted_nodes=[output]))
-      return debugger.get_nondebug_quantized_model()
+    # Calibrate, then quantize through the debugger's path, which can leave named ops in
+    # float (selective quantization): the op that writes the output tensor, the classifier.
+    output = fn.get_concrete_function().outputs[0].name.split(":")[0]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: iter(chunks),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=[output] if float_classifier else []))
+    if range_chunk:
+      per = max(1, range_chunk // batch)
+      debugger.calibrated_model = average_ranges(
+          debugger.calibrated_model, [chunks[i:i + per] for i in range(0, len(chunks), per)])
+    return debugger.get_nondebug_quantized_model()
   return converter.convert()
+
+
+def tensor_ranges(calibrated: bytes) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+  """{tensor index: (min, max)} of the calibration statistics in a calibrated model."""
+  from tensorflow.lite.tools import flatbuffer_utils
+  ranges = {}
+  model = flatbuffer_utils.read_model_from_bytearray(calibrated)
+  for i, tensor in enumerate(model.subgraphs[0].tensors):
+    q = tensor.quantization
+    if q is not None and q.min is not None and len(q.min):
+      ranges[i] = (np.asarray(q.min, np.float32), np.asarray(q.max, np.float32))
+  return ranges
+
+
+def average_ranges(calibrated: bytes, chunks: list[list]) -> bytes:
+  """``calibrated`` (a model carrying min/max calibration statistics) with every tensor's
+  range replaced by the mean over ``chunks`` (each a list of converter samples) of that
+  chunk's own min and max: the averaged min/max of quantization-aware training's range
+  observers, which lets a value that only a few images reach saturate rather than widen
+  the step for every image. Each range lies inside the min/max over all the samples."""
+  from tensorflow.lite.python.optimize import calibrator
+  from tensorflow.lite.tools import flatbuffer_utils
+  per_chunk = [tensor_ranges(calibrator.Calibrator(calibrated).calibrate(lambda c=c: iter(c)))
+               for c in chunks]
+  model = flatbuffer_utils.read_model_from_bytearray(calibrated)
+  for i in per_chunk[0]:
+    q = model.subgraphs[0].tensors[i].quantization
+    q.min = np.mean([r[i][0] for r in per_chunk], axis=0).astype(np.float32)
+    q.max = np.mean([r[i][1] for r in per_chunk], axis=0).astype(np.float32)
+  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 # ------------------------------------------------------------------------------ checks
@@ -347,8 +390,8 @@ def check(name: str, tflite: bytes, model: nnx.Module, input_shape: tuple[int, .
 
 def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision: str,
            *, calibration: np.ndarray, out: str | Path | None = None,
-           num_check_images: int = 8, float_classifier: bool = True, equalize: bool = True
-           ) -> tuple[bytes, ExportReport]:
+           num_check_images: int = 8, float_classifier: bool = True, equalize: bool = True,
+           range_chunk: int = RANGE_CHUNK) -> tuple[bytes, ExportReport]:
   """Converts and checks; writes ``out`` only if every check passes (else raises
   ExportCheckError; the rejected file is kept as ``<out>.rejected`` for inspection).
 
@@ -363,7 +406,7 @@ def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision
     converted = nnx.clone(model)
     equalize_ranges(converted, calibration)
   tflite = to_tflite(converted, input_shape, precision, calibration,
-                     float_classifier=float_classifier)
+                     float_classifier=float_classifier, range_chunk=range_chunk)
   batch = input_shape[0]
   n = max(batch, num_check_images // batch * batch)
   report = check(name, tflite, model, input_shape, precision, calibration[:n])
@@ -381,7 +424,8 @@ def export(model: nnx.Module, name: str, input_shape: tuple[int, ...], precision
 def export_registry_model(name: str, resolution: tuple[int, int], precision: str, *,
                           batch: int = 1, seed: int = 0, num_calibration: int = 64,
                           out: str | Path | None = None, float_classifier: bool = True,
-                          equalize: bool = True, **model_kwargs):
+                          equalize: bool = True, range_chunk: int = RANGE_CHUNK,
+                          **model_kwargs):
   """A fresh registry model, its BN statistics calibrated on real images (see
   :func:`calibrate_batch_stats`), exported and checked. Returns (tflite, report)."""
   model = registry.create_model(name, rngs=nnx.Rngs(seed), **export_overrides(name, precision),
@@ -390,7 +434,8 @@ def export_registry_model(name: str, resolution: tuple[int, int], precision: str
   images = dataset_images(num_calibration, (*resolution, channels))
   calibrate_batch_stats(model, images)
   return export(model, name, (batch, *resolution, channels), precision, calibration=images,
-                out=out, float_classifier=float_classifier, equalize=equalize)
+                out=out, float_classifier=float_classifier, equalize=equalize,
+                range_chunk=range_chunk)
 
 
 # ------------------------------------------------------------------------------ timing
@@ -441,7 +486,7 @@ def latency_side_by_side(models: dict[str, bytes], *, num_threads: int = 1,
 
 def int8_agreement(workdir: str | Path, *, num_images: int = 10000, num_calibration: int = 500,
                    out_dir: str | Path | None = None, float_classifier: bool = True,
-                   equalize: bool = True) -> dict:
+                   equalize: bool = True, range_chunk: int = RANGE_CHUNK) -> dict:
   """For the run in ``workdir`` (its latest checkpoint): exports float32 and int8 at the
   run's input shape, and measures on ``num_images`` eval images the int8 model's top-1
   agreement with the JAX float model, and each one's accuracy. Calibration uses the
@@ -455,14 +500,15 @@ def int8_agreement(workdir: str | Path, *, num_images: int = 10000, num_calibrat
   calib = _train_images(config, num_calibration, shape)
   result = dict(workdir=str(workdir), model=config.model, eval_images=len(images),
                 calibration_images=len(calib), float_classifier=float_classifier,
-                equalize=equalize)
+                equalize=equalize, range_chunk=range_chunk)
   float_model = None
   for precision in PRECISIONS:
     model, _ = train.restore_model(workdir, **export_overrides(config.model, precision))
     float_model = float_model or model
     out = Path(out_dir) / f"{config.model}_{precision}.tflite" if out_dir else None
     tflite, report = export(model, config.model, (1, *shape), precision, calibration=calib,
-                            out=out, float_classifier=float_classifier, equalize=equalize)
+                            out=out, float_classifier=float_classifier, equalize=equalize,
+                            range_chunk=range_chunk)
     logits = run_tflite(tflite, images)
     result[precision] = dict(report=dataclasses.asdict(report),
                              top1_acc=float(np.mean(logits.argmax(-1) == labels)),
@@ -503,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
                  help="int8: quantize the classifier too (default: it stays float32)")
   p.add_argument("--no_equalize", action="store_true",
                  help="int8: skip the activation-range equalization (shufflenet_jax/equalize.py)")
+  p.add_argument("--range_chunk", type=int, default=RANGE_CHUNK,
+                 help="int8: activation ranges are the mean of per-chunk min/max over chunks "
+                      f"of this many calibration images; 0: min/max over all (default "
+                      f"{RANGE_CHUNK})")
   p.add_argument("--agreement", action="store_true",
                  help="with --workdir: int8 vs float top-1 agreement on the whole eval split")
   args = p.parse_args(argv)
@@ -513,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
       if not args.workdir:
         raise ValueError("--agreement needs --workdir (a model trained on the dataset)")
       print(json.dumps(int8_agreement(args.workdir, float_classifier=not args.int8_classifier,
-                                      equalize=not args.no_equalize), indent=1))
+                                      equalize=not args.no_equalize,
+                                      range_chunk=args.range_chunk), indent=1))
       return 0
     if args.model:
       registry.model_spec(args.model)  # a clear error for an unknown name
@@ -523,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--resolution={args.resolution!r}; expected H,W such as 224,224")
       tflite, report = export_registry_model(args.model, (h, w), args.precision, out=args.out,
                                              float_classifier=not args.int8_classifier,
-                                             equalize=not args.no_equalize)
+                                             equalize=not args.no_equalize,
+                                             range_chunk=args.range_chunk)
     else:
       from shufflenet_jax import train
       config = train.run_config(args.workdir)
@@ -534,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
       tflite, report = export(model, config.model, (1, *shape), args.precision,
                               calibration=_train_images(config, 256, shape), out=args.out,
                               float_classifier=not args.int8_classifier,
-                              equalize=not args.no_equalize)
+                              equalize=not args.no_equalize, range_chunk=args.range_chunk)
   except ExportCheckError as e:
     print(f"error: {e}", file=sys.stderr)
     print(json.dumps(dataclasses.asdict(e.report), indent=1), file=sys.stderr)

@@ -45,6 +45,31 @@ def test_int8_export_is_fully_delegated(float_classifier):
   assert report.classifier_dtype == ("FLOAT32" if float_classifier else "INT8")
 
 
+def _activation_scales(tflite: bytes) -> dict[str, float]:
+  """{tensor name: int8 scale} of the per-tensor-quantized (activation) tensors."""
+  from tensorflow.lite.tools import flatbuffer_utils
+  model = flatbuffer_utils.read_model_from_bytearray(tflite)
+  return {t.name.decode(): float(t.quantization.scale[0]) for t in model.subgraphs[0].tensors
+          if t.quantization is not None and t.quantization.scale is not None
+          and len(t.quantization.scale) == 1}
+
+
+def test_averaged_int8_ranges_lie_inside_the_global_min_max():
+  """range_chunk > 0: each activation's range is the mean of per-chunk min/max, so its int8
+  step is never wider than the converter's min/max over all images, and narrower on some."""
+  model = create_model("shufflenet_0.25x_g3", rngs=nnx.Rngs(0), pool_impl="depthwise")
+  images = export.dataset_images(20, (32, 32, 3))
+  export.calibrate_batch_stats(model, images)
+  scales = {chunk: _activation_scales(export.to_tflite(model, (1, 32, 32, 3), "int8", images,
+                                                       range_chunk=chunk))
+            for chunk in (0, 5)}
+  assert scales[0].keys() == scales[5].keys() and len(scales[0]) > 20
+  assert all(scales[5][k] <= scales[0][k] * (1 + 1e-6) for k in scales[0])
+  assert sum(scales[5][k] < 0.95 * scales[0][k] for k in scales[0]) >= len(scales[0]) // 4
+  with pytest.raises(ValueError, match="range_chunk=-1; valid: 0"):
+    export.to_tflite(model, (1, 32, 32, 3), "int8", images, range_chunk=-1)
+
+
 def test_a_failing_check_names_the_op_and_writes_nothing_as_good(tmp_path):
   # int8 with the window average pool: XNNPACK takes no quantized AVERAGE_POOL_2D.
   model = create_model("shufflenet_0.25x_g3", rngs=nnx.Rngs(0), pool_impl="window")
