@@ -157,8 +157,7 @@ def table_shuffle(records):
       gains[g] = gain
       if gain is not None:
         helps.append(gain > 0)
-        if _beyond_noise(off, on) is not None:
-          clear.append(_beyond_noise(off, on))
+        clear += [b for b in (_beyond_noise(off, on),) if b is not None]
       rows.append([f"{width}x g{g}", _fmt(on.mflops or off.mflops), str(off), str(on),
                    _fmt(gain, 2, True), p["no_shuffle"], p["shuffle"],
                    _fmt(p["no_shuffle"] - p["shuffle"], 1, True)])
