@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shufflenet_jax.models import layers
+from shufflenet_jax.models import group_major, layers
 
 
 def test_channel_shuffle_is_the_g_n_transpose():
@@ -112,3 +112,16 @@ def test_avg_pool_as_depthwise_conv_equals_the_window_pool():
     assert g.shape == r.shape and _max_rel_err(g, r) < 1e-6
   with pytest.raises(ValueError, match="pool_impl='conv'.*window, depthwise"):
     layers.pool_3x3_s2(x, "avg", "conv")
+
+
+@pytest.mark.parametrize("g,m", [(2, 4), (3, 9), (3, 10), (8, 3), (1, 5)])
+def test_group_major_layout_and_shuffle(g, m):
+  """(g, N, H, W, m) holds NHWC channel j*m + k at [j, ..., k]; its shuffle (one transpose
+  when g divides m, else a permutation copy) is the NHWC shuffle in that layout."""
+  x = jax.random.normal(jax.random.key(0), (2, 3, 3, g * m))
+  xg = group_major.to_group_major(x, g)
+  np.testing.assert_array_equal(xg[g - 1, 1, 2, 0], x[1, 2, 0, (g - 1) * m:])
+  np.testing.assert_array_equal(group_major.from_group_major(xg), x)
+  np.testing.assert_array_equal(
+      group_major.from_group_major(group_major.channel_shuffle(xg)),
+      layers.channel_shuffle(x, g))

@@ -85,23 +85,31 @@ def _max_grad_err(g_alt, g_ref):
   return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(leaves_alt, leaves_ref)) / scale
 
 
-# Each implementation is checked alone in test_layers.py; here the CPU defaults, composed.
-@pytest.mark.parametrize("pointwise,depthwise", [("matmul", "shift")])
-def test_model_implementations_agree(pointwise, depthwise):
+# Each implementation is checked alone in test_layers.py; here composed in the network. The
+# group-major cases cover both of its shuffle paths (0.25x g8: m % g != 0; 0.5x g3 shallow:
+# m = 15, one transpose), SE, g = 1, both depthwise implementations and BN's two modes; the
+# shallow ones (half the compile time) are checked in float64 train mode only.
+@pytest.mark.parametrize("name,pointwise,depthwise", [
+    ("shufflenet_0.25x_g8", "matmul", "shift"),
+    ("shufflenet_0.25x_g8", "groupmajor", "shift"),
+    ("shufflenet_0.5x_g3_shallow_se", "groupmajor", "lax"),
+    ("shufflenet_0.25x_g1_shallow", "groupmajor", "shift"),
+])
+def test_model_implementations_agree(name, pointwise, depthwise):
   """The whole network, forward and backward, is the same function under every
-  implementation: in float64 the gradients agree to 1e-10 in BN's train mode (in float32
-  train mode, BN on 4 images of 4x4 amplifies summation-order noise to ~1e-3, so float32
-  is checked in eval mode, to 1e-5)."""
+  implementation: in float64 the loss, the gradients and the updated BN statistics agree
+  to 1e-10 in BN's train mode (in float32 train mode, BN on 4 images of 4x4 amplifies
+  summation-order noise to ~1e-3, so float32 is checked in eval mode, to 1e-5)."""
   kw = dict(stem="small", num_classes=10, in_channels=1)
-  ref = create_model("shufflenet_0.25x_g8", **kw)
-  alt = create_model("shufflenet_0.25x_g8", pointwise_impl=pointwise, depthwise_impl=depthwise,
-                     **kw)
+  ref = create_model(name, **kw)
+  alt = create_model(name, pointwise_impl=pointwise, depthwise_impl=depthwise, **kw)
   _copy_params(ref, alt)
   x = jax.random.normal(jax.random.key(2), (4, 28, 28, 1))
-  ref.eval(); alt.eval()
-  (l_ref, g_ref), (l_alt, g_alt) = _loss_and_grads(ref, x), _loss_and_grads(alt, x)
-  np.testing.assert_allclose(l_alt, l_ref, rtol=1e-5)
-  assert _max_grad_err(g_alt, g_ref) < 1e-5
+  if "shallow" not in name:
+    ref.eval(); alt.eval()
+    (l_ref, g_ref), (l_alt, g_alt) = _loss_and_grads(ref, x), _loss_and_grads(alt, x)
+    np.testing.assert_allclose(l_alt, l_ref, rtol=1e-5)
+    assert _max_grad_err(g_alt, g_ref) < 1e-5
   with jax.enable_x64(True):
     ref.train(); alt.train()
     for m in (ref, alt):
@@ -110,6 +118,9 @@ def test_model_implementations_agree(pointwise, depthwise):
     (l_ref, g_ref), (l_alt, g_alt) = _loss_and_grads(ref, x64), _loss_and_grads(alt, x64)
     np.testing.assert_allclose(l_alt, l_ref, rtol=1e-12)
     assert _max_grad_err(g_alt, g_ref) < 1e-10
+    stats = lambda m: jax.tree.leaves(nnx.state(m, nnx.BatchStat))
+    for a, b in zip(stats(alt), stats(ref), strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs,match", [

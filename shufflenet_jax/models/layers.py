@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag")
+POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag", "groupmajor")
 DEPTHWISE_IMPLS = ("lax", "shift")
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -95,7 +95,7 @@ def pointwise_conv(x: jax.Array, kernel: jax.Array, groups: int,
   if impl == "einsum":
     y = jnp.einsum("nhwgc,gcd->nhwgd", x.reshape(n, h, w, groups, c), wg)
     return y.reshape(n, h, w, out)
-  if impl == "matmul":
+  if impl in ("matmul", "groupmajor"):  # groupmajor: see group_major.py for ShuffleNet
     # Group-major batched matmul: (g, M, c) @ (g, c, d); the batch dim leads, which XLA:CPU
     # turns into `groups` dense GEMMs for the forward pass and both gradients.
     xg = x.reshape(n * h * w, groups, c).transpose(1, 0, 2)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from shufflenet_jax.models import group_major as gm
 from shufflenet_jax.models import layers
 
 GROUPS = (1, 2, 3, 4, 8)
@@ -143,6 +144,33 @@ class ShuffleUnit(nnx.Module):
       return jnp.concatenate([jax.nn.relu(shortcut), jax.nn.relu(y)], axis=-1)
     return jax.nn.relu(x.astype(y.dtype) + y)
 
+  def call_group_major(self, x: jax.Array) -> jax.Array:
+    """:meth:`__call__` on group-major activations (models/group_major.py): ``x`` is
+    (g, N, H, W, C/g), or NHWC for the network's first unit; the result is group-major."""
+    g = self.groups
+    if x.ndim == 4:  # the stem's output: the first conv is not grouped
+      y = jax.nn.relu(self.bn1(self.conv1(x)))
+      if self.shuffle and g > 1:
+        y = layers.channel_shuffle(y, g)
+      y = gm.to_group_major(y, g)
+    else:
+      y = jax.nn.relu(gm.batch_norm(self.bn1, gm.pointwise_conv(self.conv1, x)))
+      if self.shuffle and g > 1:
+        y = gm.channel_shuffle(y)
+    y = gm.batch_norm(self.bn2, gm.depthwise_conv(self.dwconv, y))
+    y = gm.batch_norm(self.bn3, gm.pointwise_conv(self.conv2, y))
+    if self.se is not None:
+      y = gm.squeeze_excite(self.se, y)
+    if self.stride == 2:
+      x = x.astype(y.dtype)
+      if x.ndim == 4:
+        shortcut = layers.pool_3x3_s2(x, "avg", self.pool_impl)
+      else:
+        shortcut = gm.from_group_major(gm.avg_pool_3x3_s2(x, self.pool_impl))
+      out = jnp.concatenate([jax.nn.relu(shortcut), jax.nn.relu(gm.from_group_major(y))], -1)
+      return gm.to_group_major(out, g)  # group boundaries differ from the concat's
+    return jax.nn.relu(x.astype(y.dtype) + y)
+
 
 class ShuffleNet(nnx.Module):
   """ShuffleNet v1.
@@ -157,7 +185,8 @@ class ShuffleNet(nnx.Module):
     zero_init_residual: start every stride-1 unit's last BN scale at 0, so each residual
       unit begins as the identity (Goyal et al. 2017); not in the paper, off by default.
     num_classes, in_channels: classifier size and input channels.
-    pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py).
+    pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py);
+      ``groupmajor`` runs the units on (g, N, H, W, C/g) activations (group_major.py).
     pool_impl: the stride-2 units' average pool, ``window`` or ``depthwise`` (int8 export).
     dtype: compute dtype (e.g. jnp.bfloat16); parameters stay float32.
   """
@@ -177,6 +206,7 @@ class ShuffleNet(nnx.Module):
     self.groups, self.width, self.shuffle, self.depth, self.se = groups, width, shuffle, depth, se
     self.stem = stem
     self.dtype = dtype
+    self.group_major = pointwise_impl == "groupmajor"
     conv1 = stem_channels(groups, width)
     self.stage_channels = stage_channels(groups, width, depth)
     self.conv1 = nnx.Conv(in_channels, conv1, (3, 3), strides=2 if stem == "imagenet" else 1,
@@ -208,7 +238,12 @@ class ShuffleNet(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = self.stem_features(x)
-    for unit in self.units:
-      x = unit(x)
-    x = jnp.mean(x, axis=(1, 2))
+    if self.group_major:
+      for unit in self.units:
+        x = unit.call_group_major(x)
+      x = gm.global_avg_pool(x)
+    else:
+      for unit in self.units:
+        x = unit(x)
+      x = jnp.mean(x, axis=(1, 2))
     return self.fc(x).astype(jnp.float32)
