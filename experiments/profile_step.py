@@ -1,0 +1,136 @@
+"""Where a training step's time goes: XLA:CPU thunk times grouped by the JAX operation.
+
+  python -m experiments.profile_step                                  # 1.0x g3, auto impls
+  python -m experiments.profile_step --model=shufflenet_1.0x_g8 --impl=matmul:shift --top=30
+
+Compiles the same train step as ``experiments.bench_train`` (proxy shape: 28x28x1, small
+stem, batch 128), traces ``--steps`` steps with ``jax.profiler`` (XLA's per-thunk trace
+events switched on), and maps every thunk to its HLO instruction in the compiled step. It
+prints the step's wall time, then the thunk time per (pass, JAX primitive) -- ``bwd`` for
+the instructions JAX's autodiff transposed -- and the ``--top`` single thunks with their
+shapes. A thunk's time is the time it held its thread; work it hands to other threads of
+the pool is not added again, so the sum is a lower bound of the CPU time.
+"""
+
+from __future__ import annotations
+
+import os
+
+if "xla_cpu_enable_xprof_traceme" not in os.environ.get("XLA_FLAGS", ""):
+  # Per-thunk trace events; must be set before JAX starts its CPU backend.
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                             + " --xla_cpu_enable_xprof_traceme=true").strip()
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import glob  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+
+from experiments.bench_train import ALL_IMPLS, SHAPES, JaxCandidate  # noqa: E402
+from shufflenet_jax import train  # noqa: E402
+from shufflenet_jax.models import registry  # noqa: E402
+
+_INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ([\w\-]+)\(")
+
+
+def hlo_instructions(hlo_text: str) -> dict[str, tuple[str, str, str]]:
+  """{instruction name: (shape, opcode, JAX op_name)} of a compiled module's text."""
+  out = {}
+  for line in hlo_text.splitlines():
+    m = _INSTR.match(line)
+    if m:
+      op = re.search(r'op_name="([^"]*)"', line)
+      out[m.group(1)] = (m.group(2), m.group(3), op.group(1) if op else "")
+  return out
+
+
+def category(op_name: str, opcode: str = "") -> str:
+  """'bwd mul' / 'fwd dot_general' ...: the pass and the last primitive of a JAX op_name
+  (an HLO ``dot`` counts as dot_general whatever transpose rule produced it)."""
+  if not op_name:
+    return "(no JAX op)"
+  last = "dot_general" if opcode == "dot" else re.sub(r"\[.*", "", op_name.split("/")[-1])
+  return f"{'bwd' if 'transpose(' in op_name else 'fwd'} {last}"
+
+
+def thunk_times(xplane_path: str, steps: int) -> collections.Counter:
+  """{thunk name: ms per step} from a jax.profiler trace of ``steps`` steps."""
+  from jax.profiler import ProfileData
+  times = collections.Counter()
+  for plane in ProfileData.from_file(xplane_path).planes:
+    for line in plane.lines:
+      if "Eigen" not in line.name and "PjRt" not in line.name:
+        continue
+      for ev in line.events:
+        if "Execute" not in ev.name and "Await" not in ev.name:
+          times[ev.name] += ev.duration_ns / 1e6 / steps
+  return times
+
+
+def profile(model: str, impl: str, steps: int) -> dict:
+  cand = JaxCandidate(model, SHAPES["proxy"], SHAPES["proxy"]["batch"], "float32", impl)
+  cand.run_train(1)
+  instrs = hlo_instructions(cand.train_step.lower(cand.state, cand.batch).compile().as_text())
+  with tempfile.TemporaryDirectory() as d:
+    jax.profiler.start_trace(d)
+    t = time.perf_counter()
+    cand.run_train(steps)
+    wall_ms = (time.perf_counter() - t) / steps * 1e3
+    jax.profiler.stop_trace()
+    files = glob.glob(f"{d}/**/*.xplane.pb", recursive=True)
+    if not files:
+      raise RuntimeError(f"jax.profiler wrote no trace under {d}")
+    times = thunk_times(files[0], steps)
+  return dict(wall_ms=wall_ms, times=times, instrs=instrs)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m experiments.profile_step", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", default="shufflenet_1.0x_g3")
+  p.add_argument("--impl", default="auto", help=f"auto or one of: {', '.join(ALL_IMPLS)}")
+  p.add_argument("--steps", type=int, default=2)
+  p.add_argument("--top", type=int, default=15, help="also list the N slowest thunks")
+  args = p.parse_args(argv)
+  try:
+    registry.model_spec(args.model)
+    impl = args.impl
+    if impl == "auto":
+      auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
+      impl = f"{auto['pointwise_impl']}:{auto['depthwise_impl']}"
+    if impl not in ALL_IMPLS:
+      raise ValueError(f"--impl={args.impl!r}; valid: auto, {', '.join(ALL_IMPLS)}")
+    if args.steps < 1:
+      raise ValueError(f"--steps={args.steps}; must be >= 1")
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"[{args.model} {impl}] compiling and tracing {args.steps} steps ...", flush=True)
+  r = profile(args.model, impl, args.steps)
+  times, instrs = r["times"], r["instrs"]
+  by_cat, count = collections.Counter(), collections.Counter()
+  for name, ms in times.items():
+    key = category(instrs[name][2], instrs[name][1]) if name in instrs else "(runtime)"
+    by_cat[key] += ms
+    count[key] += 1
+  total = sum(times.values())
+  print(f"wall {r['wall_ms']:.0f} ms/step; thunks {total:.0f} ms/step on their threads; "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  print(f"{'ms/step':>9} {'share':>6} {'thunks':>6}  pass + JAX primitive")
+  for key, ms in by_cat.most_common():
+    print(f"{ms:9.1f} {ms / total:6.1%} {count[key]:6d}  {key}")
+  if args.top:
+    print(f"\nslowest {args.top} thunks:")
+    for name, ms in times.most_common(args.top):
+      shape, opcode, op = instrs.get(name, ("?", "?", ""))
+      print(f"{ms:9.1f}  {name} {shape} [{category(op, opcode)}]")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
