@@ -29,7 +29,7 @@ run: setup
 	$(PY) main.py --config=configs/ablation_shuffle.py --workdir=$(WORKDIR)
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 complexity: setup
 	$(PY) -m shufflenet_jax.complexity
