@@ -42,6 +42,12 @@ ALL_IMPLS = tuple(f"{p}:{d}" for p, d in itertools.product(layers.POINTWISE_IMPL
                                                            layers.DEPTHWISE_IMPLS))
 
 
+def auto_impl() -> str:
+  """The ``pointwise:depthwise`` pair that ``auto`` trains with on this platform."""
+  auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
+  return f"{auto['pointwise_impl']}:{auto['depthwise_impl']}"
+
+
 def _config(model: str, shape: dict, batch: int, dtype: str, impl: str):
   from configs import default
   c = default.get_config("proxy")
@@ -183,8 +189,7 @@ def main(argv=None) -> int:
       if spec == "all":
         impls += ALL_IMPLS
       elif spec == "auto":
-        auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
-        impls.append(f"{auto['pointwise_impl']}:{auto['depthwise_impl']}")
+        impls.append(auto_impl())
       elif spec in ALL_IMPLS:
         impls.append(spec)
       else:

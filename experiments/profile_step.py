@@ -31,8 +31,7 @@ import time  # noqa: E402
 
 import jax  # noqa: E402
 
-from experiments.bench_train import ALL_IMPLS, SHAPES, JaxCandidate  # noqa: E402
-from shufflenet_jax import train  # noqa: E402
+from experiments.bench_train import ALL_IMPLS, SHAPES, JaxCandidate, auto_impl  # noqa: E402
 from shufflenet_jax.models import registry  # noqa: E402
 
 _INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ([\w\-]+)\(")
@@ -73,8 +72,8 @@ def thunk_times(xplane_path: str, steps: int) -> collections.Counter:
 
 
 def profile(model: str, impl: str, steps: int) -> dict:
+  # The candidate compiles and runs one step when it is built.
   cand = JaxCandidate(model, SHAPES["proxy"], SHAPES["proxy"]["batch"], "float32", impl)
-  cand.run_train(1)
   instrs = hlo_instructions(cand.train_step.lower(cand.state, cand.batch).compile().as_text())
   with tempfile.TemporaryDirectory() as d:
     jax.profiler.start_trace(d)
@@ -99,10 +98,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   try:
     registry.model_spec(args.model)
-    impl = args.impl
-    if impl == "auto":
-      auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
-      impl = f"{auto['pointwise_impl']}:{auto['depthwise_impl']}"
+    impl = auto_impl() if args.impl == "auto" else args.impl
     if impl not in ALL_IMPLS:
       raise ValueError(f"--impl={args.impl!r}; valid: auto, {', '.join(ALL_IMPLS)}")
     if args.steps < 1:
