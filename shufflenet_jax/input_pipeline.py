@@ -11,7 +11,9 @@ any number of processes, and every process runs the same number of eval batches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import gzip
 import math
 import os
@@ -109,6 +111,22 @@ class _FashionMnistFromDebian(FashionMNIST, skip_registration=True):
     ]
 
 
+@contextlib.contextmanager
+def prepare_lock(builder: tfds.core.DatasetBuilder):
+  """An exclusive lock on preparing ``builder``'s dataset in its data dir (a file lock, so
+  it holds across processes: sweep workers or hosts started together on a machine where the
+  dataset is not yet prepared). tfds itself does not lock: two concurrent preparations
+  write the same download files and race to rename their output into place."""
+  root = Path(builder.data_dir).parent.parent  # <data_dir>/<name>/<version>
+  root.mkdir(parents=True, exist_ok=True)
+  with open(root / f".{builder.name}.prepare.lock", "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def get_builder(config) -> tfds.core.DatasetBuilder:
   """The prepared tfds builder for ``config.dataset`` in ``config.data_dir``.
 
@@ -123,13 +141,18 @@ def get_builder(config) -> tfds.core.DatasetBuilder:
   if builder.is_prepared():
     return builder
   where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+  fresh = lambda: tfds.builder(spec.tfds_name, data_dir=data_dir)  # noqa: E731
   if config.dataset == "fashion_mnist" and (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-    _FashionMnistFromDebian(data_dir=data_dir).download_and_prepare()
-    return tfds.builder(spec.tfds_name, data_dir=data_dir)
+    with prepare_lock(builder):
+      if not fresh().is_prepared():  # another process may have prepared it meanwhile
+        _FashionMnistFromDebian(data_dir=data_dir).download_and_prepare()
+    return fresh()
   if config.get("download", False):
     try:
-      builder.download_and_prepare()
-      return builder
+      with prepare_lock(builder):
+        if not fresh().is_prepared():
+          fresh().download_and_prepare()
+      return fresh()
     except Exception as e:  # noqa: BLE001 - tfds raises many kinds; the advice is the same
       raise DatasetUnavailableError(
           f"could not prepare {spec.tfds_name} in {where} ({type(e).__name__}: {e}). "

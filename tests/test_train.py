@@ -158,6 +158,41 @@ def test_missing_fashion_mnist_names_the_apt_get_line(tmp_path, monkeypatch):
     input_pipeline.get_builder(tiny_config(data_dir=str(tmp_path / "tfds")))
 
 
+# A child process that prepares Fashion-MNIST (its first 300 training / 100 test images, so
+# it takes seconds) into a data dir, logging each preparation of a split to a file.
+_PREPARE_CHILD = """
+import itertools, sys, time
+from configs import default
+from shufflenet_jax import input_pipeline as ip
+data_dir, log = sys.argv[1], sys.argv[2]
+real = ip._FashionMnistFromDebian._generate_examples
+def few(self, num_examples, data_path, label_path):
+  with open(log, "a") as f:
+    f.write(data_path + "\\n")
+  time.sleep(2)  # a wide window for the race the lock prevents
+  yield from itertools.islice(real(self, num_examples, data_path, label_path),
+                              300 if "train" in data_path else 100)
+ip._FashionMnistFromDebian._generate_examples = few
+c = default.get_config("quick")
+c.data_dir = data_dir
+print("examples", ip.get_builder(c).info.splits["train"].num_examples)
+"""
+
+
+def test_two_processes_prepare_fashion_mnist_once(tmp_path):
+  # Two sweep workers started together on a fresh machine: one prepares, the other waits
+  # for it and reads the result (without the lock both prepare and race to rename).
+  log = tmp_path / "prepared.log"
+  children = [subprocess.Popen([sys.executable, "-c", _PREPARE_CHILD, str(tmp_path / "tfds"),
+                                str(log)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+  outs = [c.communicate(timeout=300)[0] for c in children]
+  for c, out in zip(children, outs):
+    assert c.returncode == 0, out
+    assert "examples 300" in out, out
+  assert len(log.read_text().splitlines()) == 2, log.read_text()  # train + test, once
+
+
 def test_imagenet_input_path_with_mock_data():
   import tensorflow_datasets as tfds
   from configs import imagenet
