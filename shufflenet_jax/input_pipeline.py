@@ -117,7 +117,7 @@ def prepare_lock(builder: tfds.core.DatasetBuilder):
   it holds across processes: sweep workers or hosts started together on a machine where the
   dataset is not yet prepared). tfds itself does not lock: two concurrent preparations
   write the same download files and race to rename their output into place."""
-  root = Path(builder.data_dir).parent.parent  # <data_dir>/<name>/<version>
+  root = Path(builder.data_dir).parent.parent  # <data_dir>/<name>[/<config>]/<version>
   root.mkdir(parents=True, exist_ok=True)
   with open(root / f".{builder.name}.prepare.lock", "w") as f:
     fcntl.flock(f, fcntl.LOCK_EX)
@@ -150,9 +150,9 @@ def get_builder(config) -> tfds.core.DatasetBuilder:
   if config.get("download", False):
     try:
       with prepare_lock(builder):
-        if not fresh().is_prepared():
-          fresh().download_and_prepare()
-      return fresh()
+        if not (prepared := fresh()).is_prepared():
+          prepared.download_and_prepare()
+      return prepared
     except Exception as e:  # noqa: BLE001 - tfds raises many kinds; the advice is the same
       raise DatasetUnavailableError(
           f"could not prepare {spec.tfds_name} in {where} ({type(e).__name__}: {e}). "
