@@ -56,6 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.warmup_steps = 100
   c.momentum = 0.9
   c.weight_decay = 4e-5
+  c.classifier_lr_scale = 1.0  # the classifier's lr / the body's (not the paper's: 1)
   c.label_smoothing = 0.0
   c.seed = 0
 

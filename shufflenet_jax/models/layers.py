@@ -51,6 +51,10 @@ def normal_init(std_of_fan_in):
 # (std 0.01, as the official release) so the first steps see a loss near log(classes).
 he_init = normal_init(lambda fan_in: math.sqrt(2.0 / fan_in))
 classifier_init = normal_init(lambda fan_in: 0.01)
+# The attribute names of the models' classifier layers (ShuffleNet, MobileNet and the other
+# units: fc; AlexNet: fc8; the VGG-like classic baseline: fc3); train.py's
+# ``classifier_lr_scale`` finds the classifier by these.
+CLASSIFIER_NAMES = ("fc", "fc3", "fc8")
 
 
 def _check_choice(name: str, value, valid) -> None:
