@@ -113,7 +113,9 @@ def provenance(records: list[dict]) -> list[str]:
       f"{c.get('lr_reference_batch', 1024)} images, warmup {c['warmup_steps']} steps, "
       f"weight decay {c['weight_decay']:g}, label smoothing {c.get('label_smoothing', 0.0):g}, "
       f"zero_init_residual {'on' if c.get('zero_init_residual') else 'off'}, "
-      f"{c.get('dtype', 'float32')}"
+      + (f"classifier lr x{c['classifier_lr_scale']:g}, "
+         if c.get("classifier_lr_scale", 1.0) != 1.0 else "")
+      + f"{c.get('dtype', 'float32')}"
       for c in cfgs})
   devices = sorted({f"{r['device']['device_count']}x {r['device']['device_kind']} "
                     f"({r['device']['platform']})" for r in records})

@@ -154,3 +154,17 @@ def test_comparison_sweeps_cover_the_papers_rows():
   models = [r.point["model"] for r in sweep.expand(compare_mobilenet.get_config())]
   assert models[:3] == ["mobilenet_v1_1.0", "shufflenet_2.0x_g3", "shufflenet_2.0x_g3_se"]
   assert "shufflenet_0.5x_g3_shallow" in models and len(models) == 10
+
+
+def test_provenance_states_a_classifier_lr_scale():
+  """A table's recipe line says when runs used a classifier lr other than the body's, and
+  stays as before for runs that did not (or predate the field)."""
+  import json
+  path = next((ROOT / "results" / "records").rglob("*.json"))
+  record = json.loads(path.read_text())
+  record["config"].pop("classifier_lr_scale", None)
+  plain = tables.provenance([record])
+  assert not any("classifier lr" in line for line in plain)
+  record["config"]["classifier_lr_scale"] = 0.1
+  recipe = [line for line in tables.provenance([record]) if line.startswith("- Recipe")]
+  assert len(recipe) == 1 and "classifier lr x0.1, " in recipe[0], recipe

@@ -232,3 +232,40 @@ def test_eval_counts_every_example_once_on_any_process_count():
       num_batches.add(n)
       counted += sum(int(b["mask"].sum()) for b in batches)
     assert counted == 130 and len(num_batches) == 1  # same batch count on every process
+
+
+def _first_update(config, params, grads):
+  tx = train.make_optimizer(config, train.learning_rate_schedule(config, 10))
+  updates, _ = tx.update(grads, tx.init(params), params)
+  return updates
+
+
+def test_classifier_lr_scale_scales_only_the_classifier_update():
+  """The first SGD update is -lr * (grad + wd * kernel): with classifier_lr_scale=0.25 the
+  classifier's update is exactly a quarter of the plain optimizer's and every other
+  parameter's is the same; the scale is checked, and a model without a classifier named in
+  layers.CLASSIFIER_NAMES is an error, not a silent no-op."""
+  import jax
+  from flax import nnx
+
+  c = tiny_config(warmup_steps=0, weight_decay=1e-2)
+  params = nnx.state(train.build_model(c, nnx.Rngs(0)), nnx.Param)
+  grads = jax.tree.map(lambda p: np.random.RandomState(p.size % 97).randn(*p.shape)
+                       .astype(np.float32), params)
+  plain = _first_update(c, params, grads)
+  scaled = _first_update(tiny_config(warmup_steps=0, weight_decay=1e-2,
+                                     classifier_lr_scale=0.25), params, grads)
+  labels = train.classifier_labels(params)
+  flat = lambda t: jax.tree_util.tree_flatten_with_path(t)[0]
+  n_classifier = 0
+  for (path, u), (_, s), (_, label) in zip(flat(plain), flat(scaled), flat(labels)):
+    assert np.abs(u).max() > 0, path
+    expected = 0.25 * u if label == "classifier" else u
+    np.testing.assert_allclose(s, expected, rtol=1e-6, err_msg=jax.tree_util.keystr(path))
+    n_classifier += label == "classifier"
+  assert n_classifier == 2  # fc kernel and bias
+
+  with pytest.raises(ValueError, match=r"classifier_lr_scale=-1"):
+    train.make_optimizer(tiny_config(classifier_lr_scale=-1.0), lambda step: 0.1)
+  with pytest.raises(ValueError, match="no classifier layer named one of fc"):
+    train.classifier_labels({"conv1": {"kernel": np.zeros((3, 3))}})
