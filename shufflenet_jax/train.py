@@ -114,8 +114,8 @@ def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransforma
   if scale == 1.0:
     return sgd(schedule)
   # Not the paper's: the classifier's lr is the schedule times ``scale`` (README, "The
-  # proxy recipe": on 10 classes the FC's curvature ~ |pooled features|^2 / 10 makes plain
-  # SGD on it unstable at the body's lr).
+  # model": on 10 classes the FC's curvature ~ |pooled features|^2 / 10 makes plain SGD on
+  # it unstable at the body's lr).
   return optax.multi_transform(
       {"body": sgd(schedule), "classifier": sgd(lambda step: scale * schedule(step))},
       classifier_labels)
