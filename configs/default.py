@@ -5,8 +5,9 @@
   python main.py --config=configs/default.py --config.model=shufflenet_0.5x_g8 ...
 
 Presets: ``quick`` (0.25x g3, 1 epoch: under 4 minutes on a 2-core CPU, about 85% test
-accuracy) and ``proxy`` (0.5x g3, 12 epochs of the full training set: GPU minutes, about
-1.5 hours on a 2-core CPU; results/proxy/ holds the measured run: 92.63% test accuracy).
+accuracy) and ``proxy`` (0.5x g3, 12 epochs of the full training set, lr 3.2 per 1024
+images with the classifier's at 0.05x: GPU minutes, about 1-2 hours on a 2-core CPU;
+results/proxy_lr3.2_fc0.05/ holds the measured run: 93.09% test accuracy, one seed).
 The default (no preset) is ``proxy``.
 """
 
@@ -67,6 +68,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.wandb = ml_collections.ConfigDict(dict(
       mode="auto", project="shufflenet-jax", group="", tags=(), name=""))
 
+  if preset == "proxy":
+    # Not the paper's (README "The model"): twice the lr, and the classifier at 1/20 of it
+    # (peak 0.4 and 0.02 at batch 128); results/proxy_lr3.2_fc0.05/ holds the measured run.
+    c.learning_rate = 3.2
+    c.classifier_lr_scale = 0.05
   if preset == "quick":
     c.model = "shufflenet_0.25x_g3"
     c.num_epochs = 1.0

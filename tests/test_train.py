@@ -269,3 +269,25 @@ def test_classifier_lr_scale_scales_only_the_classifier_update():
     train.make_optimizer(tiny_config(classifier_lr_scale=-1.0), lambda step: 0.1)
   with pytest.raises(ValueError, match="no classifier layer named one of fc"):
     train.classifier_labels({"conv1": {"kernel": np.zeros((3, 3))}})
+
+
+def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
+  """configs/default.py:proxy is exactly the config of results/proxy_lr3.2_fc0.05/ (but for
+  the wandb mirror, which that run disabled), and that run's final eval on all 10,000
+  Fashion-MNIST test images is >= 93% top-1."""
+  from configs import default
+  record = ROOT / "results" / "proxy_lr3.2_fc0.05"
+  recorded = json.loads((record / "config.json").read_text())
+  preset = json.loads(default.get_config("proxy").to_json())
+  recorded.pop("wandb"), preset.pop("wandb")
+  assert preset == recorded
+  metrics = json.loads((record / "result.json").read_text())["metrics"]
+  assert metrics["eval_examples"] == 10000 and metrics["steps"] == 5625
+  assert 1 - metrics["eval_top1_err"] >= 0.93, metrics
+  # The sweeps and the ImageNet recipe keep the paper's one lr for every layer.
+  from configs import imagenet, sweeps
+  for preset in ("quick", "proxy", "long"):
+    assert sweeps.sweep_config("t", {}, preset).classifier_lr_scale == 1.0
+  assert sweeps.sweep_config("t", {}, "imagenet").classifier_lr_scale == 1.0
+  assert imagenet.get_config().classifier_lr_scale == 1.0
+  assert default.get_config("quick").classifier_lr_scale == 1.0
