@@ -42,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_train_steps = int(300_000 * 1024 / c.batch_size)
   c.warmup_steps = 0
   c.weight_decay = 4e-5
-  c.classifier_lr_scale = 1.0  # the classifier's lr / the body's (not the paper's: 1)
+  c.classifier_lr_scale = 1.0  # the classifier's lr / the body's (1 = the paper's)
   c.label_smoothing = 0.1
   c.log_every_steps = 100
   c.eval_every_steps = 10_000

@@ -271,17 +271,22 @@ def test_classifier_lr_scale_scales_only_the_classifier_update():
     train.classifier_labels({"conv1": {"kernel": np.zeros((3, 3))}})
 
 
-def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
-  """configs/default.py:proxy is exactly the config of results/proxy_lr3.2_fc0.05/ (but for
-  the wandb mirror, which that run disabled), and that run's final eval on all 10,000
-  Fashion-MNIST test images is >= 93% top-1."""
+def _preset_matches_record(preset: str, record: str) -> dict:
+  """Asserts configs/default.py:``preset`` is exactly the config of results/``record``/ (but
+  for the wandb mirror, which the recorded runs disabled); returns the record's metrics."""
   from configs import default
-  record = ROOT / "results" / "proxy_lr3.2_fc0.05"
+  record = ROOT / "results" / record
   recorded = json.loads((record / "config.json").read_text())
-  preset = json.loads(default.get_config("proxy").to_json())
-  recorded.pop("wandb"), preset.pop("wandb")
-  assert preset == recorded
-  metrics = json.loads((record / "result.json").read_text())["metrics"]
+  config = json.loads(default.get_config(preset).to_json())
+  recorded.pop("wandb"), config.pop("wandb")
+  assert config == recorded
+  return json.loads((record / "result.json").read_text())["metrics"]
+
+
+def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
+  """configs/default.py:proxy is the config of results/proxy_lr3.2_fc0.05/, and that run's
+  final eval on all 10,000 Fashion-MNIST test images is >= 93% top-1."""
+  metrics = _preset_matches_record("proxy", "proxy_lr3.2_fc0.05")
   assert metrics["eval_examples"] == 10000 and metrics["steps"] == 5625
   assert 1 - metrics["eval_top1_err"] >= 0.93, metrics
   # The sweeps and the ImageNet recipe keep the paper's one lr for every layer.
@@ -290,4 +295,11 @@ def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
     assert sweeps.sweep_config("t", {}, preset).classifier_lr_scale == 1.0
   assert sweeps.sweep_config("t", {}, "imagenet").classifier_lr_scale == 1.0
   assert imagenet.get_config().classifier_lr_scale == 1.0
-  assert default.get_config("quick").classifier_lr_scale == 1.0
+
+
+def test_quick_preset_is_the_recorded_run_above_80_percent():
+  """configs/default.py:quick is the config of results/quick/ (a fresh-clone run on the
+  2-core CPU), which reached >= 80% on all 10,000 test images in 329 steps."""
+  metrics = _preset_matches_record("quick", "quick")
+  assert metrics["eval_examples"] == 10000 and metrics["steps"] == 329
+  assert 1 - metrics["eval_top1_err"] >= 0.80, metrics
