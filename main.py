@@ -23,9 +23,39 @@ config_flags.DEFINE_config_file("config", None, "Config file (path.py[:preset]).
                                 lock_config=True)
 
 
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a one-line error and exit status 2 instead of a traceback
+  for a bad ``--config``: an unknown ``--config.<key>`` (ml_collections raises an
+  AttributeError with a did-you-mean hint), a value of the wrong type, a config file that
+  raises (e.g. an unknown preset)."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    inner = e.args[0] if e.args and isinstance(e.args[0], BaseException) else e
+    text = str(inner.args[0] if inner.args else inner)
+    key, _, hint = text.partition("\n")
+    key = key.strip("'\"")
+    flag = next((a.split("=")[0] for a in argv[1:]
+                 if a.startswith("--config.") and key in a.split("=")[0].split(".")),
+                "--config")
+    _fail(f"{flag}: the config has no field {key!r}. {hint or ''}".strip())
+  except flags.Error as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    _fail(lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    FLAGS.config.get("task")
+  except OSError as e:  # ml_collections defers a config file's load error to its first use
+    _fail(f"--config={FLAGS['config'].config_filename}: {str(e).strip().splitlines()[-1].strip()}")
   # tf.data only feeds the host; keep TensorFlow off any accelerator.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import tensorflow as tf
@@ -63,4 +93,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

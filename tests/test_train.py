@@ -138,8 +138,23 @@ def test_wandb_offline_run_directory_without_credentials(tmp_path):
 
 def test_unknown_config_key_fails_before_any_work(tmp_path):
   rc, out = _run_main(tmp_path / "w", "--config.learning_rat=0.1", timeout=120)
-  assert rc != 0
-  assert "learning_rat" in out
+  assert rc == 2, out
+  assert out.strip() == ("error: --config.learning_rat: the config has no field "
+                         "'learning_rat'. Did you mean \"learning_rate\" instead of "
+                         "\"learning_rat\"?")
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config=configs/default.py:bogus", "unknown preset; valid: quick, proxy"),
+    ("--config=configs/nope.py", "error: --config=configs/nope.py: [Errno 2] No such file"),
+    ("--config.learning_rate=abc", "--config.learning_rate=abc: could not convert string to "
+                                   "float: 'abc'"),
+])
+def test_a_bad_config_is_one_line_and_exit_status_2(tmp_path, flag, message):
+  rc, out = _run_main(tmp_path / "w", flag, timeout=120)
+  assert rc == 2 and message in out and len(out.strip().splitlines()) == 1, out
+  assert "Traceback" not in out
   assert not (tmp_path / "w").exists()
 
 
