@@ -73,8 +73,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       mode="auto", project="shufflenet-jax", group="", tags=(), name=""))
 
   if preset == "quick":
-    # 329 steps. On a 1-epoch budget this recipe reached 86.1% against the paper's lr's
-    # 82.7% (README "Results"); 0.7 epoch keeps the run well inside 5 CPU minutes.
+    # 329 steps. On a 1-epoch budget this recipe reached 86.1% against 82.7% with lr 1.6
+    # for every layer (README "Results"); 0.7 epoch keeps the run well inside 5 CPU minutes.
     c.model = "shufflenet_0.25x_g3"
     c.num_epochs = 0.7
     c.eval_every_steps = -1

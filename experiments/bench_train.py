@@ -30,7 +30,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from shufflenet_jax import records, train
 from shufflenet_jax.models import layers, registry
@@ -52,7 +51,8 @@ def _config(model: str, shape: dict, batch: int, dtype: str, impl: str):
   from configs import default
   c = default.get_config("proxy")
   c.model = model
-  c.model_kwargs.stem = shape["stem"]
+  c.model_kwargs.update(stem=shape["stem"], num_classes=shape["classes"],
+                        in_channels=shape["channels"])
   c.batch_size = batch
   c.dtype = dtype
   c.pointwise_impl, c.depthwise_impl = impl.split(":")
@@ -64,26 +64,19 @@ class JaxCandidate:
 
   def __init__(self, model: str, shape: dict, batch: int, dtype: str, impl: str, seed=0):
     c = _config(model, shape, batch, dtype, impl)
-    net = registry.create_model(
-        model, rngs=nnx.Rngs(seed), dtype=jnp.bfloat16 if dtype == "bfloat16" else None,
-        pointwise_impl=c.pointwise_impl, depthwise_impl=c.depthwise_impl,
-        stem=shape["stem"], num_classes=shape["classes"], in_channels=shape["channels"])
-    net.train()
-    graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
-    net.eval()
-    eval_graphdef = nnx.graphdef(net)
-    tx = train.make_optimizer(c, train.learning_rate_schedule(c, 1000))
-    self.state = dict(params=params, batch_stats=stats, opt_state=tx.init(params),
-                      step=jnp.zeros((), jnp.int32))
+    c.seed = seed
+    setup = train.init_training(c, total_steps=1000)
+    self.state = setup.state
     rng = np.random.default_rng(seed)
     s = shape["size"]
     self.batch = dict(
         image=jnp.asarray(rng.standard_normal((batch, s, s, shape["channels"]), np.float32)),
         label=jnp.asarray(rng.integers(0, shape["classes"], batch), jnp.int32),
         mask=jnp.ones((batch,), jnp.float32))
-    self.train_step = jax.jit(train.make_train_step(graphdef, tx, shape["classes"], 0.0),
-                              donate_argnums=0)
-    self.eval_step = jax.jit(train.make_eval_step(eval_graphdef, shape["classes"]))
+    self.train_step = jax.jit(
+        train.make_train_step(setup.train_graphdef, setup.tx, shape["classes"], 0.0),
+        donate_argnums=0)
+    self.eval_step = jax.jit(train.make_eval_step(setup.eval_graphdef, shape["classes"]))
     t = time.perf_counter()
     self.run_train(1)
     self.run_eval(1)

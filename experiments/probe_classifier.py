@@ -37,15 +37,8 @@ def probe_steps(config, steps: int) -> list[dict]:
   """Per-step records of the first ``steps`` steps of ``config`` (seed, data, schedule and
   optimizer as in ``train.train_and_evaluate``)."""
   spec = input_pipeline.dataset_spec(config.dataset)
-  num_train = input_pipeline.get_builder(config).info.splits[
-      input_pipeline.splits(config)[0]].num_examples
-  schedule = train.learning_rate_schedule(config, train.total_train_steps(config, num_train))
-  tx = train.make_optimizer(config, schedule)
-  model = train.build_model(config, nnx.Rngs(config.seed))
-  model.train()
-  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  state = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
-               step=jnp.zeros((), jnp.int32))
+  total_steps = train.total_train_steps(config, train.num_train_examples(config))
+  graphdef, _, state, schedule, tx = train.init_training(config, total_steps)
   step_fn = jax.jit(train.make_train_step(graphdef, tx, spec.num_classes,
                                           config.label_smoothing))
 

@@ -16,7 +16,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -127,6 +127,36 @@ def total_train_steps(config, num_train_examples: int) -> int:
   return int(math.ceil(config.num_epochs * num_train_examples / config.batch_size))
 
 
+def num_train_examples(config) -> int:
+  """The size of the run's training split (the prepared dataset's metadata)."""
+  builder = input_pipeline.get_builder(config)
+  return builder.info.splits[input_pipeline.splits(config)[0]].num_examples
+
+
+class TrainSetup(NamedTuple):
+  """What a run starts from: the model's graph definitions (train and eval mode), the
+  initial state pytree, the learning-rate schedule and the optimizer."""
+  train_graphdef: Any
+  eval_graphdef: Any
+  state: dict
+  schedule: optax.Schedule
+  tx: optax.GradientTransformation
+
+
+def init_training(config, total_steps: int) -> TrainSetup:
+  """The model, schedule and optimizer of ``config`` and their state at step 0."""
+  model = build_model(config, nnx.Rngs(config.seed))
+  model.train()
+  train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  model.eval()
+  eval_graphdef = nnx.graphdef(model)
+  schedule = learning_rate_schedule(config, total_steps)
+  tx = make_optimizer(config, schedule)
+  state = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
+               step=jnp.zeros((), jnp.int32))
+  return TrainSetup(train_graphdef, eval_graphdef, state, schedule, tx)
+
+
 # ------------------------------------------------------------------------------ steps
 
 def cross_entropy(logits, labels, num_classes: int, label_smoothing: float):
@@ -204,9 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   commit = records.git_commit()  # the code that starts the run, whatever changes meanwhile
 
   spec = input_pipeline.dataset_spec(config.dataset)
-  builder = input_pipeline.get_builder(config)
-  num_train = builder.info.splits[input_pipeline.splits(config)[0]].num_examples
-  total_steps = total_train_steps(config, num_train)
+  total_steps = total_train_steps(config, num_train_examples(config))
   process_index, process_count = jax.process_index(), jax.process_count()
 
   # Auto axes: XLA propagates the batch sharding through reshapes (e.g. the group-major
@@ -220,15 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   data_sharding = jax.NamedSharding(mesh, jax.P("data"))
   replicated = jax.NamedSharding(mesh, jax.P())
 
-  model = build_model(config, nnx.Rngs(config.seed))
-  model.train()
-  train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  model.eval()
-  eval_graphdef = nnx.graphdef(model)
-  schedule = learning_rate_schedule(config, total_steps)
-  tx = make_optimizer(config, schedule)
-  state = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
-               step=jnp.zeros((), jnp.int32))
+  train_graphdef, eval_graphdef, state, schedule, tx = init_training(config, total_steps)
   state = jax.device_put(state, replicated)
 
   ckpt = ocp.CheckpointManager(
