@@ -299,9 +299,21 @@ def _preset_matches_record(preset: str, record: str) -> dict:
 
 
 def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
-  """configs/default.py:proxy is the config of results/proxy_lr3.2_fc0.05/, and that run's
-  final eval on all 10,000 Fashion-MNIST test images is >= 93% top-1."""
+  """configs/default.py:proxy is the config of results/proxy_lr3.2_fc0.05/ (seed 0), and of
+  results/proxy_lr3.2_fc0.05_seed1/ but for the seed; both runs' final evals on all 10,000
+  Fashion-MNIST test images are >= 93% top-1."""
   metrics = _preset_matches_record("proxy", "proxy_lr3.2_fc0.05")
+  assert metrics["eval_examples"] == 10000 and metrics["steps"] == 5625
+  assert 1 - metrics["eval_top1_err"] >= 0.93, metrics
+  # The second seed: the same config but for the seed, also >= 93%.
+  record = ROOT / "results" / "proxy_lr3.2_fc0.05_seed1"
+  from configs import default
+  seed1 = json.loads((record / "config.json").read_text())
+  proxy = json.loads(default.get_config("proxy").to_json())
+  assert (seed1.pop("seed"), proxy.pop("seed")) == (1, 0)
+  seed1.pop("wandb"), proxy.pop("wandb")
+  assert seed1 == proxy
+  metrics = json.loads((record / "result.json").read_text())["metrics"]
   assert metrics["eval_examples"] == 10000 and metrics["steps"] == 5625
   assert 1 - metrics["eval_top1_err"] >= 0.93, metrics
   # The sweeps and the ImageNet recipe keep the paper's one lr for every layer.
