@@ -14,6 +14,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from shufflenet_jax import malloc
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
@@ -92,5 +94,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  malloc.reexec_with_tcmalloc()  # before any work: the allocator is fixed at process start
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=parse_flags)

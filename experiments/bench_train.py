@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shufflenet_jax import records, train
+from shufflenet_jax import malloc, records, train
 from shufflenet_jax.models import layers, registry
 
 DEFAULT_MODELS = ("shufflenet_1.0x_g3", "shufflenet_1.0x_g8", "shufflenet_0.5x_g3")
@@ -45,6 +45,15 @@ def auto_impl() -> str:
   """The ``pointwise:depthwise`` pair that ``auto`` trains with on this platform."""
   auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
   return f"{auto['pointwise_impl']}:{auto['depthwise_impl']}"
+
+
+def resolve_model_impl(model: str, impl: str) -> str:
+  """Check a registry name and a ``pointwise:depthwise`` pair (or ``auto``); the pair."""
+  registry.model_spec(model)
+  resolved = auto_impl() if impl == "auto" else impl
+  if resolved not in ALL_IMPLS:
+    raise ValueError(f"--impl={impl!r}; valid: auto, {', '.join(ALL_IMPLS)}")
+  return resolved
 
 
 def _config(model: str, shape: dict, batch: int, dtype: str, impl: str):
@@ -262,7 +271,7 @@ def _table(results, args, shape, batch) -> list[str]:
          f"- Device: {device.platform} ({getattr(device, 'device_kind', '')}); CPU "
          f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}.",
          f"- Libraries: jax {v['jax']}, flax {v['flax']}, optax {v.get('optax', '?')}"
-         f"{torch_version}.",
+         f"{torch_version}; allocator: {malloc.describe()} (shared by both frameworks).",
          f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
          f"command: python -m experiments.bench_train {' '.join(sys.argv[1:])}".rstrip(),
          ""]
@@ -270,4 +279,5 @@ def _table(results, args, shape, batch) -> list[str]:
 
 
 if __name__ == "__main__":
+  malloc.reexec_with_tcmalloc()
   sys.exit(main())

@@ -31,8 +31,8 @@ import time  # noqa: E402
 
 import jax  # noqa: E402
 
-from experiments.bench_train import ALL_IMPLS, SHAPES, JaxCandidate, auto_impl  # noqa: E402
-from shufflenet_jax.models import registry  # noqa: E402
+from experiments.bench_train import ALL_IMPLS, SHAPES, JaxCandidate, resolve_model_impl  # noqa: E402
+from shufflenet_jax import malloc  # noqa: E402
 
 _INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ([\w\-]+)\(")
 
@@ -97,10 +97,7 @@ def main(argv=None) -> int:
   p.add_argument("--top", type=int, default=15, help="also list the N slowest thunks")
   args = p.parse_args(argv)
   try:
-    registry.model_spec(args.model)
-    impl = auto_impl() if args.impl == "auto" else args.impl
-    if impl not in ALL_IMPLS:
-      raise ValueError(f"--impl={args.impl!r}; valid: auto, {', '.join(ALL_IMPLS)}")
+    impl = resolve_model_impl(args.model, args.impl)
     if args.steps < 1:
       raise ValueError(f"--steps={args.steps}; must be >= 1")
   except ValueError as e:
@@ -129,4 +126,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  malloc.reexec_with_tcmalloc()
   sys.exit(main())

@@ -125,3 +125,63 @@ def test_group_major_layout_and_shuffle(g, m):
   np.testing.assert_array_equal(
       group_major.from_group_major(group_major.channel_shuffle(xg)),
       layers.channel_shuffle(x, g))
+
+
+@pytest.mark.parametrize("residual,relu", [(False, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype,tol", [(jnp.float64, 1e-12), (jnp.float32, 1e-5)])
+def test_group_major_batch_norm_equals_flax(residual, relu, dtype, tol):
+  """group_major.batch_norm (train mode: the custom-VJP BN [+ residual] [-> ReLU]) equals
+  flax's BatchNorm on the NHWC tensor followed by the same add and ReLU: output, gradients
+  of x, the residual, scale and bias under a random cotangent, and the running statistics
+  it writes; eval mode (running statistics) too."""
+  from flax import nnx
+  g, m = 3, 4
+  with jax.enable_x64(dtype == jnp.float64):
+    keys = jax.random.split(jax.random.key(0), 5)
+    x = jax.random.normal(keys[0], (6, 5, 5, g * m), dtype) * 2 + 0.5
+    r = jax.random.normal(keys[1], x.shape, dtype)
+    ct = jax.random.normal(keys[2], x.shape, dtype)
+    scale = 1 + 0.3 * jax.random.normal(keys[3], (g * m,), dtype)
+    bias = 0.2 * jax.random.normal(keys[4], (g * m,), dtype)
+
+    def make():
+      bn = layers.batch_norm(g * m, None, nnx.Rngs(0))
+      nnx.update(bn, jax.tree.map(lambda a: a.astype(dtype), nnx.state(bn)))
+      bn.scale[...], bn.bias[...] = scale, bias
+      return bn
+
+    def reference(bn, x, r, scale, bias):
+      bn.scale[...], bn.bias[...] = scale, bias
+      y = bn(x) + (r if residual else 0)
+      return jax.nn.relu(y) if relu else y
+
+    def fused(bn, x, r, scale, bias):
+      bn.scale[...], bn.bias[...] = scale, bias
+      y = group_major.batch_norm(bn, group_major.to_group_major(x, g),
+                                 group_major.to_group_major(r, g) if residual else None, relu)
+      return group_major.from_group_major(y)
+
+    for train in (True, False):
+      outs = []
+      for fn in (reference, fused):
+        bn = make()
+        bn.train() if train else bn.eval()
+        if not train:
+          bn.mean[...], bn.var[...] = x.mean((0, 1, 2)) + 0.1, x.var((0, 1, 2)) * 1.5
+        graphdef, state = nnx.split(bn)
+
+        def pure(*args, fn=fn, graphdef=graphdef, state=state):
+          module = nnx.merge(graphdef, state, copy=True)
+          return fn(module, *args), nnx.state(module, nnx.BatchStat)
+
+        y, pullback, stats = jax.vjp(pure, x, r, scale, bias, has_aux=True)
+        outs.append((y, pullback(ct), stats["mean"][...], stats["var"][...]))
+      (y_ref, g_ref, m_ref, v_ref), (y_alt, g_alt, m_alt, v_alt) = outs
+      assert y_alt.dtype == dtype
+      assert _max_rel_err(y_alt, y_ref) < tol
+      for a, b in zip(g_alt, g_ref):
+        assert _max_rel_err(a, b) < tol
+      np.testing.assert_allclose(m_alt, m_ref, rtol=tol, atol=tol)
+      np.testing.assert_allclose(v_alt, v_ref, rtol=tol, atol=tol)
+      if train:
+        assert not np.allclose(m_alt, 0)  # the running mean moved

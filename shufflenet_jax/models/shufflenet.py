@@ -154,22 +154,27 @@ class ShuffleUnit(nnx.Module):
         y = layers.channel_shuffle(y, g)
       y = gm.to_group_major(y, g)
     else:
-      y = jax.nn.relu(gm.batch_norm(self.bn1, gm.pointwise_conv(self.conv1, x)))
+      y = gm.batch_norm(self.bn1, gm.pointwise_conv(self.conv1, x), relu=True)
       if self.shuffle and g > 1:
         y = gm.channel_shuffle(y)
     y = gm.batch_norm(self.bn2, gm.depthwise_conv(self.dwconv, y))
-    y = gm.batch_norm(self.bn3, gm.pointwise_conv(self.conv2, y))
+    z = gm.pointwise_conv(self.conv2, y)
     if self.se is not None:
-      y = gm.squeeze_excite(self.se, y)
-    if self.stride == 2:
-      x = x.astype(y.dtype)
-      if x.ndim == 4:
-        shortcut = layers.pool_3x3_s2(x, "avg", self.pool_impl)
-      else:
-        shortcut = gm.from_group_major(gm.avg_pool_3x3_s2(x, self.pool_impl))
-      out = jnp.concatenate([jax.nn.relu(shortcut), jax.nn.relu(gm.from_group_major(y))], -1)
-      return gm.to_group_major(out, g)  # group boundaries differ from the concat's
-    return jax.nn.relu(x.astype(y.dtype) + y)
+      y = gm.squeeze_excite(self.se, gm.batch_norm(self.bn3, z))
+      if self.stride == 1:
+        return jax.nn.relu(x.astype(y.dtype) + y)
+      y = jax.nn.relu(y)
+    elif self.stride == 1:  # BN, residual add and ReLU in one pass (group_major.batch_norm)
+      return gm.batch_norm(self.bn3, z, residual=x, relu=True)
+    else:
+      y = gm.batch_norm(self.bn3, z, relu=True)
+    x = x.astype(y.dtype)
+    if x.ndim == 4:
+      shortcut = layers.pool_3x3_s2(x, "avg", self.pool_impl)
+    else:
+      shortcut = gm.from_group_major(gm.avg_pool_3x3_s2(x, self.pool_impl))
+    out = jnp.concatenate([jax.nn.relu(shortcut), gm.from_group_major(y)], -1)
+    return gm.to_group_major(out, g)  # group boundaries differ from the concat's
 
 
 class ShuffleNet(nnx.Module):
