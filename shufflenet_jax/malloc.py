@@ -3,12 +3,13 @@
 XLA:CPU gives every execution of a compiled step one temporary buffer for all of its
 intermediate values (1.6 GB for ShuffleNet 1x g3 at batch 128, 28x28). glibc's malloc
 serves an allocation that large with a fresh ``mmap`` and returns it with ``munmap`` when
-the step ends, so every step page-faults its whole working set in again: on a 2-core
-machine a third of a train step went to the kernel (sys time 0.65 of 1.8 busy cores) and
-the step took 1.6 s. tcmalloc keeps the freed pages for the next step: 0.95 s, sys time
-~0 (results/allocator/, ``python -m experiments.bench_train``). glibc's own knobs
-(``mallopt`` from inside the process) did not stop it reliably: the buffer is allocated on
-XLA's threads, whose arenas fall back to ``mmap`` for anything above 64 MB.
+the step ends, so every step page-faults its whole working set in again. On the 2-core
+CPU, side by side (results/bench_allocator.md, ``python -m experiments.bench_allocator``):
+1444 ms per 1x g3 train step, 933 ms of it kernel (sys) CPU time, on glibc; 906 ms and
+6 ms of sys time on tcmalloc, which keeps the freed pages for the next step (1.59x).
+glibc's own knobs (``mallopt`` from inside the process) did not stop it reliably: the
+buffer is allocated on XLA's threads, whose arenas fall back to ``mmap`` for anything
+above their 64 MB heaps.
 
 An allocator can only be chosen before the process starts, so :func:`reexec_with_tcmalloc`
 re-executes the same command line once with ``LD_PRELOAD`` set, before any work is done.

@@ -42,10 +42,10 @@ class NonFiniteLossError(FloatingPointError):
 def resolve_impls(config) -> dict[str, str]:
   """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)."""
   platform = jax.default_backend()
-  # CPU: groupmajor (ShuffleNet in a (g, N, H, W, C/g) layout; every other model's grouped
-  # 1x1 convs as group-major matmuls) trained 1.23x faster than matmul in
-  # results/bench_train.md.
-  auto = {"pointwise_impl": "groupmajor" if platform == "cpu" else "lax",
+  # CPU: matmul (grouped 1x1 convs as g GEMMs) + shift trains ShuffleNet 1.1-1.4x faster
+  # than the group-major layout on tcmalloc (results/bench_train.md; shufflenet_jax/malloc.py);
+  # (groupmajor was 1.23x faster than matmul when every step also page-faulted on glibc.)
+  auto = {"pointwise_impl": "matmul" if platform == "cpu" else "lax",
           "depthwise_impl": "shift" if platform == "cpu" else "lax"}
   return {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
 

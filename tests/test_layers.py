@@ -127,13 +127,14 @@ def test_group_major_layout_and_shuffle(g, m):
       layers.channel_shuffle(x, g))
 
 
+@pytest.mark.parametrize("layout", ["nhwc", "group_major"])
 @pytest.mark.parametrize("residual,relu", [(False, False), (False, True), (True, True)])
 @pytest.mark.parametrize("dtype,tol", [(jnp.float64, 1e-12), (jnp.float32, 1e-5)])
-def test_group_major_batch_norm_equals_flax(residual, relu, dtype, tol):
-  """group_major.batch_norm (train mode: the custom-VJP BN [+ residual] [-> ReLU]) equals
-  flax's BatchNorm on the NHWC tensor followed by the same add and ReLU: output, gradients
-  of x, the residual, scale and bias under a random cotangent, and the running statistics
-  it writes; eval mode (running statistics) too."""
+def test_batch_norm_act_equals_flax(layout, residual, relu, dtype, tol):
+  """layers.batch_norm_act (train mode: the custom-VJP BN [+ residual] [-> ReLU]) on NHWC
+  and, as group_major.batch_norm, on group-major tensors equals flax's BatchNorm on the NHWC
+  tensor followed by the same add and ReLU: output, gradients of x, the residual, scale and
+  bias under a random cotangent, and the running statistics it writes; eval mode too."""
   from flax import nnx
   g, m = 3, 4
   with jax.enable_x64(dtype == jnp.float64):
@@ -157,6 +158,8 @@ def test_group_major_batch_norm_equals_flax(residual, relu, dtype, tol):
 
     def fused(bn, x, r, scale, bias):
       bn.scale[...], bn.bias[...] = scale, bias
+      if layout == "nhwc":
+        return layers.batch_norm_act(bn, x, r if residual else None, relu)
       y = group_major.batch_norm(bn, group_major.to_group_major(x, g),
                                  group_major.to_group_major(r, g) if residual else None, relu)
       return group_major.from_group_major(y)

@@ -22,13 +22,9 @@ statistics equal to the ``lax`` reference).
 
 from __future__ import annotations
 
-import functools
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from flax.nnx.nn import normalization as nnx_norm
 
 from shufflenet_jax.models import layers
 
@@ -89,89 +85,13 @@ def depthwise_conv(conv: layers.DepthwiseConv, x: jax.Array) -> jax.Array:
       lambda i, j, tap: tap.reshape(g, n, *tap.shape[1:]) * taps[i, j])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _bn_act(x, residual, scale, bias, axes, relu, eps):
-  """Training-mode batch norm of ``x`` over ``axes`` [+ ``residual``] [-> ReLU]; returns
-  (out, batch mean, batch variance). ``scale``/``bias`` broadcast against ``x``."""
-  return _bn_act_fwd(x, residual, scale, bias, axes, relu, eps)[0]
-
-
-def _bn_act_fwd(x, residual, scale, bias, axes, relu, eps):
-  # flax's statistics (use_fast_variance): E[x^2] - E[x]^2, clipped at 0.
-  mean = jnp.mean(x, axes, keepdims=True)
-  var = jnp.maximum(0.0, jnp.mean(jnp.square(x), axes, keepdims=True) - jnp.square(mean))
-  rstd = jax.lax.rsqrt(var + eps)
-  y = (x - mean) * (rstd * scale) + bias
-  if residual is not None:
-    y = y + residual
-  if relu:
-    y = jnp.maximum(y, 0)
-  return (y, mean, var), (x, y if relu else None, mean, rstd, scale, residual is not None)
-
-
-def _bn_act_bwd(axes, relu, eps, res, cotangents):
-  """Batch norm's gradient in two passes over the activations (the per-channel sums, then
-  dx), with the ReLU mask read from the saved output: XLA's autodiff of the same forward
-  materializes x - mean, the ReLU's select and each sum's operands separately."""
-  x, out, mean, rstd, scale, has_residual = res
-  g, d_mean, d_var = cotangents
-  if relu:
-    g = jnp.where(out > 0, g, 0)
-  n = math.prod(x.shape[a] for a in axes)
-  centered = x - mean
-  xhat = centered * rstd
-  sum_g = jnp.sum(g, axes, keepdims=True)
-  sum_g_xhat = jnp.sum(g * xhat, axes, keepdims=True)
-  dx = ((scale * rstd) * (g - sum_g / n - xhat * (sum_g_xhat / n))
-        + d_mean / n + d_var * (2 / n) * centered)
-  return dx, (g if has_residual else None), sum_g_xhat, sum_g
-
-
-_bn_act.defvjp(_bn_act_fwd, _bn_act_bwd)
-
-
 def batch_norm(bn: nnx.BatchNorm, x: jax.Array, residual: jax.Array | None = None,
                relu: bool = False) -> jax.Array:
   """``bn`` (an NHWC BatchNorm over C = g * m channels) applied to a group-major ``x``, then
   ``+ residual`` and ReLU if asked: the same statistics, running-average update and
   normalization as ``bn(from_group_major(x))``, computed per (g, m) feature over the
-  (N, H, W) axes.
-
-  In train mode on float32/float64 activations the normalization, the residual add and the
-  ReLU are one custom-VJP function (:func:`_bn_act`) whose backward pass is the textbook
-  batch-norm gradient; the result and gradients equal autodiff's (tests/test_layers.py).
-  """
-  if bn.use_running_average is None:
-    raise ValueError("BatchNorm.use_running_average is None: call model.train() or "
-                     "model.eval() first")
-  x, mean, var, scale, bias = bn.promote_dtype(
-      (x, bn.mean[...], bn.var[...], bn.scale[...], bn.bias[...]), dtype=bn.dtype)
-  reduction_axes, feature_axes = (1, 2, 3), (0, 4)
-  if not bn.use_running_average and x.dtype in (jnp.float32, jnp.float64):
-    g, _, _, _, m = x.shape
-    if residual is not None:
-      residual = residual.astype(x.dtype)
-    y, mean, var = _bn_act(x, residual, scale.reshape(g, 1, 1, 1, m),
-                           bias.reshape(g, 1, 1, 1, m), reduction_axes, relu, bn.epsilon)
-    _update_running_stats(bn, mean, var)
-    return y
-  if not bn.use_running_average:
-    mean, var = nnx_norm._compute_stats(x, reduction_axes, dtype=bn.dtype,
-                                        use_fast_variance=bn.use_fast_variance)
-    _update_running_stats(bn, mean, var)
-  y = nnx_norm._normalize(x, mean.reshape(-1), var.reshape(-1), scale, bias, reduction_axes,
-                          feature_axes, bn.dtype, bn.epsilon)
-  if residual is not None:
-    y = y + residual.astype(y.dtype)
-  return jax.nn.relu(y) if relu else y
-
-
-def _update_running_stats(bn: nnx.BatchNorm, mean: jax.Array, var: jax.Array) -> None:
-  # (g, m) batch statistics -> the module's channel order
-  mean = jax.lax.stop_gradient(mean).reshape(-1)
-  var = jax.lax.stop_gradient(var).reshape(-1)
-  bn.mean[...] = bn.momentum * bn.mean[...] + (1 - bn.momentum) * mean
-  bn.var[...] = bn.momentum * bn.var[...] + (1 - bn.momentum) * var
+  (N, H, W) axes (:func:`layers.batch_norm_act`)."""
+  return layers.batch_norm_act(bn, x, residual, relu, feature_axes=(0, 4))
 
 
 def squeeze_excite(se, y: jax.Array) -> jax.Array:

@@ -18,12 +18,14 @@ group-major batched matmul avoids that.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from flax.nnx.nn import normalization as nnx_norm
 
 POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag", "groupmajor")
 DEPTHWISE_IMPLS = ("lax", "shift")
@@ -236,6 +238,94 @@ class DepthwiseConv(nnx.Module):
 def batch_norm(channels: int, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
   # momentum 0.9 == PyTorch's momentum=0.1 (the official release); eps as in PyTorch.
   return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _bn_act(x, residual, scale, bias, axes, relu, eps):
+  """Training-mode batch norm of ``x`` over ``axes`` [+ ``residual``] [-> ReLU]; returns
+  (out, batch mean, batch variance). ``scale``/``bias`` broadcast against ``x``."""
+  return _bn_act_fwd(x, residual, scale, bias, axes, relu, eps)[0]
+
+
+def _bn_act_fwd(x, residual, scale, bias, axes, relu, eps):
+  # flax's statistics (use_fast_variance): E[x^2] - E[x]^2, clipped at 0.
+  mean = jnp.mean(x, axes, keepdims=True)
+  var = jnp.maximum(0.0, jnp.mean(jnp.square(x), axes, keepdims=True) - jnp.square(mean))
+  rstd = jax.lax.rsqrt(var + eps)
+  y = (x - mean) * (rstd * scale) + bias
+  if residual is not None:
+    y = y + residual
+  if relu:
+    y = jnp.maximum(y, 0)
+  return (y, mean, var), (x, y if relu else None, mean, rstd, scale, residual is not None)
+
+
+def _bn_act_bwd(axes, relu, eps, res, cotangents):
+  """Batch norm's gradient in two passes over the activations (the per-channel sums, then
+  dx), with the ReLU mask read from the saved output: XLA's autodiff of the same forward
+  materializes x - mean, the ReLU's select and each sum's operands separately."""
+  x, out, mean, rstd, scale, has_residual = res
+  g, d_mean, d_var = cotangents
+  if relu:
+    g = jnp.where(out > 0, g, 0)
+  n = math.prod(x.shape[a] for a in axes)
+  centered = x - mean
+  xhat = centered * rstd
+  sum_g = jnp.sum(g, axes, keepdims=True)
+  sum_g_xhat = jnp.sum(g * xhat, axes, keepdims=True)
+  dx = ((scale * rstd) * (g - sum_g / n - xhat * (sum_g_xhat / n))
+        + d_mean / n + d_var * (2 / n) * centered)
+  return dx, (g if has_residual else None), sum_g_xhat, sum_g
+
+
+_bn_act.defvjp(_bn_act_fwd, _bn_act_bwd)
+
+
+def batch_norm_act(bn: nnx.BatchNorm, x: jax.Array, residual: jax.Array | None = None,
+                   relu: bool = False, feature_axes: tuple[int, ...] = (-1,)) -> jax.Array:
+  """``bn(x)``, then ``+ residual`` and ReLU if asked, for ``x`` whose features (the
+  module's C channels, in order) lie on ``feature_axes``: ``(-1,)`` for NHWC, ``(0, 4)``
+  for the group-major (g, N, H, W, C/g) layout. Statistics over the other axes and the
+  running-average update are flax's.
+
+  In train mode on float32/float64 activations, normalization, residual add and ReLU are
+  one custom-VJP function (:func:`_bn_act`) whose backward pass is the textbook batch-norm
+  gradient; its outputs, gradients and statistics equal flax's BatchNorm followed by the
+  same add and ReLU (tests/test_layers.py). Elsewhere (eval mode, bfloat16) it is flax's
+  computation.
+  """
+  if bn.use_running_average is None:
+    raise ValueError("BatchNorm.use_running_average is None: call model.train() or "
+                     "model.eval() first")
+  feature_axes = tuple(a % x.ndim for a in feature_axes)
+  reduction_axes = tuple(a for a in range(x.ndim) if a not in feature_axes)
+  x, mean, var, scale, bias = bn.promote_dtype(
+      (x, bn.mean[...], bn.var[...], bn.scale[...], bn.bias[...]), dtype=bn.dtype)
+  if not bn.use_running_average:
+    if x.dtype in (jnp.float32, jnp.float64):
+      shape = [x.shape[a] if a in feature_axes else 1 for a in range(x.ndim)]
+      if residual is not None:
+        residual = residual.astype(x.dtype)
+      y, mean, var = _bn_act(x, residual, scale.reshape(shape), bias.reshape(shape),
+                             reduction_axes, relu, bn.epsilon)
+      _update_running_stats(bn, mean, var)
+      return y
+    mean, var = nnx_norm._compute_stats(x, reduction_axes, dtype=bn.dtype,
+                                        use_fast_variance=bn.use_fast_variance)
+    _update_running_stats(bn, mean, var)
+  y = nnx_norm._normalize(x, mean.reshape(-1), var.reshape(-1), scale, bias, reduction_axes,
+                          feature_axes, bn.dtype, bn.epsilon)
+  if residual is not None:
+    y = y + residual.astype(y.dtype)
+  return jax.nn.relu(y) if relu else y
+
+
+def _update_running_stats(bn: nnx.BatchNorm, mean: jax.Array, var: jax.Array) -> None:
+  # batch statistics (feature axes, in the module's channel order) -> running averages
+  mean = jax.lax.stop_gradient(mean).reshape(-1)
+  var = jax.lax.stop_gradient(var).reshape(-1)
+  bn.mean[...] = bn.momentum * bn.mean[...] + (1 - bn.momentum) * mean
+  bn.var[...] = bn.momentum * bn.var[...] + (1 - bn.momentum) * var
 
 
 POOL_IMPLS = ("window", "depthwise")

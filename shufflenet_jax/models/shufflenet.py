@@ -124,25 +124,30 @@ class ShuffleUnit(nnx.Module):
 
   def expand(self, x: jax.Array) -> jax.Array:
     """1x1 group conv -> BN -> ReLU -> channel shuffle: the depthwise conv's input."""
-    y = jax.nn.relu(self.bn1(self.conv1(x)))
+    y = layers.batch_norm_act(self.bn1, self.conv1(x), relu=True)
     if self.shuffle and self.groups > 1:
       y = layers.channel_shuffle(y, self.groups)
     return y
 
   def depthwise(self, y: jax.Array) -> jax.Array:
     """3x3 depthwise conv -> BN: the second 1x1 group conv's input."""
-    return self.bn2(self.dwconv(y))
+    return layers.batch_norm_act(self.bn2, self.dwconv(y))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = self.bn3(self.conv2(self.depthwise(self.expand(x))))
+    z = self.conv2(self.depthwise(self.expand(x)))
     if self.se is not None:
-      y = self.se(y)
-    if self.stride == 2:
-      shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
-      # relu(concat(a, b)) as concat(relu(a), relu(b)): the same numbers, but each ReLU
-      # fuses into the op before it in TFLite (a quantized standalone RELU is not delegated).
-      return jnp.concatenate([jax.nn.relu(shortcut), jax.nn.relu(y)], axis=-1)
-    return jax.nn.relu(x.astype(y.dtype) + y)
+      y = self.se(self.bn3(z))
+      if self.stride == 1:
+        return jax.nn.relu(x.astype(y.dtype) + y)
+      y = jax.nn.relu(y)
+    elif self.stride == 1:  # BN, residual add and ReLU in one function (layers.batch_norm_act)
+      return layers.batch_norm_act(self.bn3, z, residual=x, relu=True)
+    else:
+      y = layers.batch_norm_act(self.bn3, z, relu=True)
+    shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
+    # relu(concat(a, b)) as concat(relu(a), relu(b)): the same numbers, but each ReLU
+    # fuses into the op before it in TFLite (a quantized standalone RELU is not delegated).
+    return jnp.concatenate([jax.nn.relu(shortcut), y], axis=-1)
 
   def call_group_major(self, x: jax.Array) -> jax.Array:
     """:meth:`__call__` on group-major activations (models/group_major.py): ``x`` is
