@@ -7,8 +7,8 @@
 Starts two worker processes that build the same compiled train step as
 ``experiments.bench_train`` (proxy shape: 28x28x1, small stem, batch 128), one with
 tcmalloc preloaded (``LD_PRELOAD``) and one on the system allocator, then
-asks them in turn, ``--rounds`` times, to time ``--steps`` steps, so both see the same
-machine load. Prints each round's ms/step and the kernel (sys) CPU time per step, the
+asks them in turn (alternating which goes first), ``--rounds`` times, to time ``--steps``
+steps, so both see the same machine load. Prints each round's ms/step and the kernel (sys) CPU time per step, the
 medians and the ratio. Why it matters: shufflenet_jax/malloc.py.
 """
 
@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     info = {a: _read(proc) for a, proc in procs.items()}
     runs = {a: [] for a in ALLOCATORS}
     for r in range(args.rounds):
-      for a, proc in procs.items():
+      for a in (ALLOCATORS if r % 2 == 0 else ALLOCATORS[::-1]):  # alternate who goes first
+        proc = procs[a]
         proc.stdin.write("go\n")
         proc.stdin.flush()
         runs[a].append(_read(proc))
@@ -113,7 +114,8 @@ def main(argv=None) -> int:
   v = versions()
   md = [f"# JAX train step: tcmalloc vs the system malloc ({args.model}, proxy shape)", "",
         f"Medians of {args.rounds} rounds of {args.steps} steps, the two worker processes "
-        "timed in turn. CPU ms = user / sys CPU time per step (both cores).", "",
+        "timed in turn (alternating which goes first). CPU ms = user / sys CPU time per "
+        "step (both cores).", "",
         "| allocator | ms/step | user CPU ms | sys CPU ms |", "|---|---|---|---|"]
   for a in ALLOCATORS:
     md.append(f"| {info[a]['allocator']} | {med[a]['ms']:.0f} | {med[a]['user_ms']:.0f} | "

@@ -153,16 +153,25 @@ class TorchCandidate:
     self._sync()
 
 
-def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: int) -> dict:
-  """{name: median images/s over ``rounds``}; each round times every candidate in turn."""
-  per = {name: [] for name in cands}
-  for _ in range(rounds):
-    for name, cand in cands.items():
-      fn = cand.run_train if kind == "train" else cand.run_eval
+def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: int,
+                      warmup: int = 2) -> dict:
+  """{name: median images/s over ``rounds``}; each round times every candidate in turn.
+
+  ``warmup`` untimed rounds come first (the first candidates built ran up to 25% slower
+  in their first rounds: the allocator and page tables still growing), and each round
+  starts one candidate later than the one before, so no candidate always follows the
+  same one (PyTorch's OpenMP threads spin for a while after its step)."""
+  names = list(cands)
+  per = {name: [] for name in names}
+  for r in range(-warmup, rounds):
+    for k in range(len(names)):
+      name = names[(r + k) % len(names)]
+      fn = cands[name].run_train if kind == "train" else cands[name].run_eval
       t = time.perf_counter()
       fn(steps)
-      per[name].append(batch * steps / (time.perf_counter() - t))
-  return {name: statistics.median(v) for name, v in per.items()}
+      if r >= 0:
+        per[name].append(batch * steps / (time.perf_counter() - t))
+  return {name: statistics.median(per[name]) for name in names}
 
 
 def main(argv=None) -> int:
@@ -176,6 +185,7 @@ def main(argv=None) -> int:
                  help=f"pointwise:depthwise pairs, 'auto' or 'all' ({', '.join(ALL_IMPLS)})")
   p.add_argument("--steps", type=int, default=5, help="steps per candidate per round")
   p.add_argument("--rounds", type=int, default=5)
+  p.add_argument("--warmup", type=int, default=2, help="untimed rounds before them")
   p.add_argument("--no_torch", action="store_true", help="skip the PyTorch reference")
   p.add_argument("--no_eval", action="store_true", help="skip the eval-step table")
   p.add_argument("--out", help="write the markdown table here (e.g. results/bench_train.md)")
@@ -197,8 +207,9 @@ def main(argv=None) -> int:
       else:
         raise ValueError(f"--impls entry {spec!r}; valid: auto, all, {', '.join(ALL_IMPLS)}")
     impls = list(dict.fromkeys(impls))
-    if args.steps < 1 or args.rounds < 1:
-      raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1")
+    if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
+      raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1, "
+                       f"--warmup={args.warmup} >= 0")
     if not args.no_torch:
       try:
         import torch
@@ -223,7 +234,7 @@ def main(argv=None) -> int:
     if not args.no_torch:
       cands["pytorch"] = TorchCandidate(model, shape, batch, args.dtype)
     for kind in kinds:
-      speeds = time_side_by_side(cands, kind, batch, args.steps, args.rounds)
+      speeds = time_side_by_side(cands, kind, batch, args.steps, args.rounds, args.warmup)
       for name, ips in speeds.items():
         results.append((model, name, kind, ips, cands[name].compile_s))
         ref = speeds.get("pytorch")
@@ -250,8 +261,9 @@ def _table(results, args, shape, batch) -> list[str]:
   v = versions()
   md = [f"# Training-step throughput: JAX layer implementations vs PyTorch ({args.shape} shape)",
         "",
-        f"Images/s, median of {args.rounds} rounds of {args.steps} steps; every candidate timed "
-        "once per round, in turn, in one process. Ratio = JAX / PyTorch (same network, "
+        f"Images/s, median of {args.rounds} rounds of {args.steps} steps after {args.warmup} "
+        "untimed rounds; every candidate timed once per round, in turn (each round starting "
+        "one candidate later), in one process. Ratio = JAX / PyTorch (same network, "
         "batch and thread count; PyTorch channels_last). Synthetic inputs.",
         ""]
   for kind in ("train", "eval"):
