@@ -69,20 +69,22 @@ def main(argv=None) -> int:
   p.add_argument("--impl", default="auto")
   p.add_argument("--steps", type=int, default=3, help="steps per worker per round")
   p.add_argument("--rounds", type=int, default=5)
+  p.add_argument("--warmup", type=int, default=1, help="untimed rounds before them")
   p.add_argument("--out", help="write the markdown table here")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
     worker(args.model, args.impl, args.steps)
     return 0
-  if args.steps < 1 or args.rounds < 1:
-    print(f"error: --steps={args.steps} and --rounds={args.rounds} must be >= 1", file=sys.stderr)
+  if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
+    print(f"error: --steps={args.steps} and --rounds={args.rounds} must be >= 1, "
+          f"--warmup={args.warmup} >= 0", file=sys.stderr)
     return 2
   if malloc.find_tcmalloc() is None:
     print("error: tcmalloc is not installed (apt-get install libtcmalloc-minimal4)",
           file=sys.stderr)
     return 2
-  from experiments.bench_train import resolve_model_impl
+  from experiments.bench_train import report, resolve_model_impl
   try:
     args.impl = resolve_model_impl(args.model, args.impl)
   except ValueError as e:
@@ -93,12 +95,16 @@ def main(argv=None) -> int:
   try:
     info = {a: _read(proc) for a, proc in procs.items()}
     runs = {a: [] for a in ALLOCATORS}
-    for r in range(args.rounds):
+    for r in range(-args.warmup, args.rounds):
       for a in (ALLOCATORS if r % 2 == 0 else ALLOCATORS[::-1]):  # alternate who goes first
         proc = procs[a]
         proc.stdin.write("go\n")
         proc.stdin.flush()
         runs[a].append(_read(proc))
+      if r < 0:
+        for a in ALLOCATORS:
+          runs[a].pop()
+        continue
       print(f"round {r + 1}: " + ", ".join(
           f"{a} {runs[a][-1]['ms']:.0f} ms/step (sys {runs[a][-1]['sys_ms']:.0f} ms)"
           for a in ALLOCATORS), flush=True)
@@ -113,7 +119,8 @@ def main(argv=None) -> int:
   from shufflenet_jax import records
   v = versions()
   md = [f"# JAX train step: tcmalloc vs the system malloc ({args.model}, proxy shape)", "",
-        f"Medians of {args.rounds} rounds of {args.steps} steps, the two worker processes "
+        f"Medians of {args.rounds} rounds of {args.steps} steps after {args.warmup} untimed, "
+        "the two worker processes "
         "timed in turn (alternating which goes first). CPU ms = user / sys CPU time per "
         "step (both cores).", "",
         "| allocator | ms/step | user CPU ms | sys CPU ms |", "|---|---|---|---|"]
@@ -128,11 +135,7 @@ def main(argv=None) -> int:
          f"jax {v['jax']}, flax {v['flax']}.",
          f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
          f"command: python -m experiments.bench_allocator {' '.join(sys.argv[1:])}".rstrip(), ""]
-  print("\n".join(md))
-  if args.out:
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(md) + "\n")
-    print(f"wrote {args.out}")
+  report(md, args.out)
   return 0
 
 

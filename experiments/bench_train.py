@@ -241,13 +241,17 @@ def main(argv=None) -> int:
         ratio = f"  x{ips / ref:.2f} of pytorch" if ref and name != "pytorch" else ""
         print(f"[{model}] {kind:5s} {name:22s} {ips:8.1f} img/s{ratio}", flush=True)
 
-  md = _table(results, args, shape, batch)
-  print("\n".join(md))
-  if args.out:
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(md) + "\n")
-    print(f"wrote {args.out}")
+  report(_table(results, args, shape, batch), args.out)
   return 0
+
+
+def report(md: list[str], out: str | None) -> None:
+  """Print a benchmark's markdown lines; write them to ``out`` too when given."""
+  print("\n".join(md))
+  if out:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text("\n".join(md) + "\n")
+    print(f"wrote {out}")
 
 
 def _table(results, args, shape, batch) -> list[str]:

@@ -10,6 +10,7 @@ pool; nothing else changes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -133,17 +134,21 @@ class ShuffleUnit(nnx.Module):
     """3x3 depthwise conv -> BN: the second 1x1 group conv's input."""
     return layers.batch_norm_act(self.bn2, self.dwconv(y))
 
+  def finish(self, x: jax.Array, z: jax.Array, bn_act, se) -> jax.Array:
+    """The branch's last BN of the second conv's output ``z`` [-> SE ``se``], then for
+    stride 1 the residual add of ``x`` and ReLU (the unit's output), for stride 2 the
+    branch's ReLU. ``bn_act`` is :func:`layers.batch_norm_act` or its group-major form:
+    BN, add and ReLU in one function."""
+    if se is not None:
+      y = se(bn_act(self.bn3, z))
+      return jax.nn.relu(x.astype(y.dtype) + y if self.stride == 1 else y)
+    return bn_act(self.bn3, z, residual=x if self.stride == 1 else None, relu=True)
+
   def __call__(self, x: jax.Array) -> jax.Array:
-    z = self.conv2(self.depthwise(self.expand(x)))
-    if self.se is not None:
-      y = self.se(self.bn3(z))
-      if self.stride == 1:
-        return jax.nn.relu(x.astype(y.dtype) + y)
-      y = jax.nn.relu(y)
-    elif self.stride == 1:  # BN, residual add and ReLU in one function (layers.batch_norm_act)
-      return layers.batch_norm_act(self.bn3, z, residual=x, relu=True)
-    else:
-      y = layers.batch_norm_act(self.bn3, z, relu=True)
+    y = self.finish(x, self.conv2(self.depthwise(self.expand(x))), layers.batch_norm_act,
+                    self.se)
+    if self.stride == 1:
+      return y
     shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
     # relu(concat(a, b)) as concat(relu(a), relu(b)): the same numbers, but each ReLU
     # fuses into the op before it in TFLite (a quantized standalone RELU is not delegated).
@@ -163,16 +168,10 @@ class ShuffleUnit(nnx.Module):
       if self.shuffle and g > 1:
         y = gm.channel_shuffle(y)
     y = gm.batch_norm(self.bn2, gm.depthwise_conv(self.dwconv, y))
-    z = gm.pointwise_conv(self.conv2, y)
-    if self.se is not None:
-      y = gm.squeeze_excite(self.se, gm.batch_norm(self.bn3, z))
-      if self.stride == 1:
-        return jax.nn.relu(x.astype(y.dtype) + y)
-      y = jax.nn.relu(y)
-    elif self.stride == 1:  # BN, residual add and ReLU in one pass (group_major.batch_norm)
-      return gm.batch_norm(self.bn3, z, residual=x, relu=True)
-    else:
-      y = gm.batch_norm(self.bn3, z, relu=True)
+    se = None if self.se is None else functools.partial(gm.squeeze_excite, self.se)
+    y = self.finish(x, gm.pointwise_conv(self.conv2, y), gm.batch_norm, se)
+    if self.stride == 1:
+      return y
     x = x.astype(y.dtype)
     if x.ndim == 4:
       shortcut = layers.pool_3x3_s2(x, "avg", self.pool_impl)
