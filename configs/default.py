@@ -6,9 +6,10 @@
 
 Presets: ``quick`` (0.25x g3, 0.7 epoch with the proxy's learning rates: 89 s on a 2-core
 CPU with tcmalloc; results/quick/ holds the measured run: 81.66% test accuracy) and
-``proxy`` (0.5x g3, 12 epochs of the full training set, lr 3.2 per 1024 images with the classifier's at
-0.05x: GPU minutes, about 1-2 hours on a 2-core CPU; results/proxy_lr3.2_fc0.05/ holds the
-measured run: 93.09% test accuracy; seed 1 in results/proxy_lr3.2_fc0.05_seed1/: 93.11%).
+``proxy`` (0.5x g3, 12 epochs of the full training set, lr 3.2 per 1024 images with the
+classifier's at 0.05x: GPU minutes, about 1-2 hours on a 2-core CPU;
+results/proxy_lr3.2_fc0.05/ holds the measured run: 93.09% test accuracy; seed 1 in
+results/proxy_lr3.2_fc0.05_seed1/: 93.11%).
 The default (no preset) is ``proxy``.
 """
 
