@@ -22,8 +22,9 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # Fashion-MNIST's original IDX files and tcmalloc (shufflenet_jax/malloc.py: CPU train
-# steps 1.6x faster, results/bench_allocator.md) from the distribution (Debian/Ubuntu); elsewhere the input pipeline
-# tells how to get the data, and training runs on the system malloc.
+# steps 1.6x faster, results/bench_allocator.md) from the distribution (Debian/Ubuntu);
+# elsewhere the input pipeline tells how to get the data, and training runs on the
+# system malloc.
 data:
 	@if { [ ! -f $(FMNIST) ] || [ ! -f $(TCMALLOC) ]; } && command -v apt-get >/dev/null; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
