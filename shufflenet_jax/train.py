@@ -42,11 +42,12 @@ class NonFiniteLossError(FloatingPointError):
 def resolve_impls(config) -> dict[str, str]:
   """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)."""
   platform = jax.default_backend()
-  # CPU: matmul (grouped 1x1 convs as g GEMMs) + shift trains ShuffleNet 1.1-1.4x faster
-  # than the group-major layout on tcmalloc (results/bench_train.md; shufflenet_jax/malloc.py);
-  # (groupmajor was 1.23x faster than matmul when every step also page-faulted on glibc.)
+  # CPU: matmul (grouped 1x1 convs as g GEMMs) + shiftvjp (shifted windows, the weight
+  # gradient recomputing them in cache) trains ShuffleNet fastest on tcmalloc
+  # (results/bench_train.md; shufflenet_jax/malloc.py). groupmajor was 1.23x faster than
+  # matmul when every step also page-faulted on glibc.
   auto = {"pointwise_impl": "matmul" if platform == "cpu" else "lax",
-          "depthwise_impl": "shift" if platform == "cpu" else "lax"}
+          "depthwise_impl": "shiftvjp" if platform == "cpu" else "lax"}
   return {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
 
 

@@ -87,13 +87,14 @@ def _max_grad_err(g_alt, g_ref):
 
 # Each implementation is checked alone in test_layers.py; here composed in the network. The
 # group-major cases cover both of its shuffle paths (0.25x g8: m % g != 0; 0.5x g3 shallow:
-# m = 15, one transpose), SE, g = 1, both depthwise implementations and BN's two modes; the
+# m = 15, one transpose), SE, g = 1, every depthwise implementation and BN's two modes; the
 # shallow ones (half the compile time) are checked in float64 train mode only.
 @pytest.mark.parametrize("name,pointwise,depthwise", [
     ("shufflenet_0.25x_g8", "matmul", "shift"),
     ("shufflenet_0.25x_g8", "groupmajor", "shift"),
     ("shufflenet_0.5x_g3_shallow_se", "groupmajor", "lax"),
-    ("shufflenet_0.25x_g1_shallow", "groupmajor", "shift"),
+    ("shufflenet_0.25x_g1_shallow", "groupmajor", "shiftvjp"),
+    ("shufflenet_0.25x_g8_shallow", "matmul", "shiftvjp"),
 ])
 def test_model_implementations_agree(name, pointwise, depthwise):
   """The whole network, forward and backward, is the same function under every

@@ -79,6 +79,8 @@ def depthwise_conv(conv: layers.DepthwiseConv, x: jax.Array) -> jax.Array:
   if conv.impl == "lax":
     per_group = kernel.reshape(3, 3, 1, g, m).transpose(3, 0, 1, 2, 4)
     return jax.vmap(lambda xi, ki: layers._lax_conv(xi, ki, conv.stride, m))(x, per_group)
+  if conv.impl == "shiftvjp":
+    return layers.shift_conv(x, taps, conv.stride, 1)
   # shift: the (g * N) leading axes are one batch axis for the windows.
   return layers._sum_over_taps(
       x.reshape(g * n, *x.shape[2:]), (3, 3), conv.stride,

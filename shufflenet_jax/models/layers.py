@@ -28,7 +28,7 @@ from flax import nnx
 from flax.nnx.nn import normalization as nnx_norm
 
 POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag", "groupmajor")
-DEPTHWISE_IMPLS = ("lax", "shift")
+DEPTHWISE_IMPLS = ("lax", "shift", "shiftvjp")
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -135,8 +135,62 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
   _check_choice("depthwise_impl", impl, DEPTHWISE_IMPLS)
   if impl == "lax":
     return _lax_conv(x, kernel, stride, x.shape[-1])
+  if impl == "shiftvjp":
+    return shift_conv(x, kernel[:, :, 0], stride, 0)
   # shift: the sum of kh*kw shifted, strided slices times a per-channel weight.
   return _sum_over_taps(x, kernel.shape[:2], stride, lambda i, j, tap: tap * kernel[i, j, 0])
+
+
+def _shift(x, taps, stride):
+  """The ``shift`` depthwise conv of ``x`` (..., H, W, C): every leading axis is a batch
+  axis, and tap (i, j)'s weight ``taps[i, j]`` broadcasts against the output."""
+  lead = x.shape[:-3]
+  return _sum_over_taps(x.reshape(-1, *x.shape[-3:]), taps.shape[:2], stride,
+                        lambda i, j, tap: tap.reshape(*lead, *tap.shape[1:]) * taps[i, j])
+
+
+# Images per slice of the batch in shift_conv's weight gradient: its windows stay in cache.
+SHIFT_VJP_CHUNK = 4
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def shift_conv(x, taps, stride, batch_axis):
+  """:func:`_shift` with a hand-written backward pass. Autodiff of the shifted-window sum
+  keeps every window of ``x`` from the forward pass for the weight gradient: XLA:CPU
+  writes kh*kw copies of each depthwise input to memory and holds them until the backward
+  pass. Here the backward pass saves only ``x`` and recomputes the windows, a few images
+  (``SHIFT_VJP_CHUNK``, along ``batch_axis``) at a time, so they never leave the cache."""
+  return _shift(x, taps, stride)
+
+
+def _shift_conv_fwd(x, taps, stride, batch_axis):
+  return _shift(x, taps, stride), (x, taps)
+
+
+def _shift_conv_bwd(stride, batch_axis, res, dy):
+  x, taps = res
+  _, vjp_x = jax.vjp(lambda x: _shift(x, taps, stride), x)
+  (dx,) = vjp_x(dy)
+  n = x.shape[batch_axis]
+  chunk = math.gcd(n, SHIFT_VJP_CHUNK)
+  wshape = taps.shape[2:]
+  padded = (1,) * (dy.ndim - len(wshape)) + wshape
+  axes = tuple(a for a, size in enumerate(padded) if size == 1)
+  acc_dtype = jnp.promote_types(taps.dtype, jnp.float32)  # bfloat16 sums in float32
+
+  def add_chunk(k, acc):
+    xc = jax.lax.dynamic_slice_in_dim(x, k * chunk, chunk, batch_axis)
+    dyc = jax.lax.dynamic_slice_in_dim(dy, k * chunk, chunk, batch_axis)
+    lead = xc.shape[:-3]
+    grads = [jnp.sum(dyc * tap.reshape(*lead, *tap.shape[1:]), axis=axes, dtype=acc_dtype)
+             for _, _, tap in _taps(xc.reshape(-1, *xc.shape[-3:]), taps.shape[:2], stride)]
+    return acc + jnp.stack(grads).reshape(taps.shape)
+
+  dtaps = jax.lax.fori_loop(0, n // chunk, add_chunk, jnp.zeros(taps.shape, acc_dtype))
+  return dx, dtaps.astype(taps.dtype)
+
+
+shift_conv.defvjp(_shift_conv_fwd, _shift_conv_bwd)
 
 
 def grouped_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1,
