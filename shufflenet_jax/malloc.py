@@ -1,13 +1,14 @@
 """Run the process on tcmalloc when the system has it (Linux, CPU training).
 
 XLA:CPU gives every execution of a compiled step one temporary buffer for all of its
-intermediate values (1.59 GB for the ShuffleNet 1x g3 train step at batch 128, 28x28:
-``temp_size_in_bytes`` of the compiled step's ``memory_analysis()``). glibc's malloc
-serves an allocation that large with a fresh ``mmap`` and returns it with ``munmap`` when
-the step ends, so every step page-faults its whole working set in again. On the 2-core
-CPU, side by side (results/bench_allocator.md, ``python -m experiments.bench_allocator``):
-1392 ms per 1x g3 train step, 939 ms of kernel (sys) CPU time, on glibc; 869 ms and 3 ms
-of sys time on tcmalloc, which keeps the freed pages for the next step (1.60x).
+intermediate values (1.18 GB for the ShuffleNet 1x g3 train step at batch 128, 28x28,
+matmul:shiftvjp: ``temp_size_in_bytes`` of the compiled step's ``memory_analysis()``).
+glibc's malloc serves an allocation that large with a fresh ``mmap`` and returns it with
+``munmap`` when the step ends, so every step page-faults its whole working set in again.
+On the 2-core CPU, side by side (results/bench_allocator.md,
+``python -m experiments.bench_allocator``): 1133 ms per 1x g3 train step, 705 ms of kernel
+(sys) CPU time, on glibc; 733 ms and 7 ms of sys time on tcmalloc, which keeps the freed
+pages for the next step (1.55x).
 glibc's own knobs (``mallopt`` from inside the process) did not stop it reliably: the
 buffer is allocated on XLA's threads, whose arenas fall back to ``mmap`` for anything
 above their 64 MB heaps.
