@@ -74,17 +74,15 @@ def pointwise_conv(conv: layers.PointwiseConv, x: jax.Array) -> jax.Array:
 def depthwise_conv(conv: layers.DepthwiseConv, x: jax.Array) -> jax.Array:
   """The 3x3 depthwise conv ``conv`` of a group-major ``x``."""
   x, kernel = _cast(conv, x, conv.kernel[...])
-  g, n, _, _, m = x.shape
+  g, _, _, _, m = x.shape
   taps = kernel.reshape(3, 3, g, 1, 1, 1, m)  # (3, 3, 1, C) -> per tap, the layout's (g, m)
   if conv.impl == "lax":
     per_group = kernel.reshape(3, 3, 1, g, m).transpose(3, 0, 1, 2, 4)
     return jax.vmap(lambda xi, ki: layers._lax_conv(xi, ki, conv.stride, m))(x, per_group)
+  # shift: the (g, N) leading axes are batch axes for the windows.
   if conv.impl == "shiftvjp":
     return layers.shift_conv(x, taps, conv.stride, 1)
-  # shift: the (g * N) leading axes are one batch axis for the windows.
-  return layers._sum_over_taps(
-      x.reshape(g * n, *x.shape[2:]), (3, 3), conv.stride,
-      lambda i, j, tap: tap.reshape(g, n, *tap.shape[1:]) * taps[i, j])
+  return layers._shift(x, taps, conv.stride)
 
 
 def batch_norm(bn: nnx.BatchNorm, x: jax.Array, residual: jax.Array | None = None,

@@ -135,10 +135,10 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
   _check_choice("depthwise_impl", impl, DEPTHWISE_IMPLS)
   if impl == "lax":
     return _lax_conv(x, kernel, stride, x.shape[-1])
+  # shift: the sum of kh*kw shifted, strided slices times a per-channel weight.
   if impl == "shiftvjp":
     return shift_conv(x, kernel[:, :, 0], stride, 0)
-  # shift: the sum of kh*kw shifted, strided slices times a per-channel weight.
-  return _sum_over_taps(x, kernel.shape[:2], stride, lambda i, j, tap: tap * kernel[i, j, 0])
+  return _shift(x, kernel[:, :, 0], stride)
 
 
 def _shift(x, taps, stride):
