@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 0), for the models that take it (ShuffleNet). See README "The model" for what it changed.
   c.zero_init_residual = False
   c.pointwise_impl = "auto"  # auto | lax | einsum | matmul | blockdiag | groupmajor
-  c.depthwise_impl = "auto"  # auto | lax | shift
+  c.depthwise_impl = "auto"  # auto | lax | shift | shiftvjp
   c.dtype = "float32"        # float32 | bfloat16 (compute; params stay float32)
 
   # Data (shufflenet_jax/input_pipeline.py).
