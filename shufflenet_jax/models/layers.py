@@ -114,19 +114,23 @@ def pointwise_conv(x: jax.Array, kernel: jax.Array, groups: int,
 
 
 def _taps(x: jax.Array, kernel_hw: tuple[int, int], stride: int):
-  """For a kxk convolution with padding k//2: (i, j, the window of ``x`` that kernel tap
-  (i, j) multiplies), each a strided slice of the padded input shaped like the output."""
+  """For a kxk convolution with padding k//2 of ``x`` (..., H, W, C), every leading axis a
+  batch axis: (i, j, the window of ``x`` that kernel tap (i, j) multiplies), each a strided
+  slice of the padded input shaped like the output."""
   kh, kw = kernel_hw
   ph, pw = kh // 2, kw // 2
-  n, h, w, c = x.shape
+  lead = x.shape[:-3]
+  h, w, c = x.shape[-3:]
+  n = math.prod(lead)
   ho = (h + 2 * ph - kh) // stride + 1
   wo = (w + 2 * pw - kw) // stride + 1
-  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  xp = jnp.pad(x.reshape(n, h, w, c), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
   for i in range(kh):
     for j in range(kw):
-      yield i, j, jax.lax.slice(xp, (0, i, j, 0),
-                                (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
-                                (1, stride, stride, 1))
+      tap = jax.lax.slice(xp, (0, i, j, 0),
+                          (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
+                          (1, stride, stride, 1))
+      yield i, j, tap.reshape(*lead, ho, wo, c)
 
 
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
@@ -144,9 +148,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
 def _shift(x, taps, stride):
   """The ``shift`` depthwise conv of ``x`` (..., H, W, C): every leading axis is a batch
   axis, and tap (i, j)'s weight ``taps[i, j]`` broadcasts against the output."""
-  lead = x.shape[:-3]
-  return _sum_over_taps(x.reshape(-1, *x.shape[-3:]), taps.shape[:2], stride,
-                        lambda i, j, tap: tap.reshape(*lead, *tap.shape[1:]) * taps[i, j])
+  return _sum_over_taps(x, taps.shape[:2], stride, lambda i, j, tap: tap * taps[i, j])
 
 
 # Images per slice of the batch in shift_conv's weight gradient: its windows stay in cache.
@@ -181,9 +183,8 @@ def _shift_conv_bwd(stride, batch_axis, res, dy):
   def add_chunk(k, acc):
     xc = jax.lax.dynamic_slice_in_dim(x, k * chunk, chunk, batch_axis)
     dyc = jax.lax.dynamic_slice_in_dim(dy, k * chunk, chunk, batch_axis)
-    lead = xc.shape[:-3]
-    grads = [jnp.sum(dyc * tap.reshape(*lead, *tap.shape[1:]), axis=axes, dtype=acc_dtype)
-             for _, _, tap in _taps(xc.reshape(-1, *xc.shape[-3:]), taps.shape[:2], stride)]
+    grads = [jnp.sum(dyc * tap, axis=axes, dtype=acc_dtype)
+             for _, _, tap in _taps(xc, taps.shape[:2], stride)]
     return acc + jnp.stack(grads).reshape(taps.shape)
 
   dtaps = jax.lax.fori_loop(0, n // chunk, add_chunk, jnp.zeros(taps.shape, acc_dtype))
