@@ -33,6 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.zero_init_residual = False
   c.pointwise_impl = "auto"  # auto | lax | einsum | matmul | blockdiag | groupmajor
   c.depthwise_impl = "auto"  # auto | lax | shift | shiftvjp
+  c.pool_impl = "auto"       # auto | window | depthwise | shift (stride-2 units' avg pool)
+  c.materialize_units = "auto"  # auto | True | False: store each unit's output once
   c.dtype = "float32"        # float32 | bfloat16 (compute; params stay float32)
 
   # Data (shufflenet_jax/input_pipeline.py).

@@ -7,8 +7,10 @@
 
 Times, in one process and side by side (every candidate once per round, ``--rounds``
 rounds, median reported), the jitted train step (forward + backward + SGD-momentum update
-with weight decay: shufflenet_jax/train.py) of each model for each
-``pointwise_impl:depthwise_impl`` pair, and the same network in PyTorch (channels_last,
+with weight decay: shufflenet_jax/train.py) of each model for each implementation spec
+``pointwise:depthwise[:pool[:units]]`` (the 1x1 and depthwise conv implementations, the
+stride-2 average pool's, and ``stored`` for ``materialize_units``; ``auto`` is what
+training picks here), and the same network in PyTorch (channels_last,
 the same thread count and batch; experiments/torch_reference.py), and the eval step of
 each. Prints images/s and the ratio JAX / PyTorch; ``--out`` writes the table with the
 machine, versions and commit. Synthetic inputs: this measures speed, not learning.
@@ -39,21 +41,38 @@ SHAPES = {"proxy": dict(size=28, channels=1, classes=10, stem="small", batch=128
           "imagenet": dict(size=224, channels=3, classes=1000, stem="imagenet", batch=32)}
 ALL_IMPLS = tuple(f"{p}:{d}" for p, d in itertools.product(layers.POINTWISE_IMPLS,
                                                            layers.DEPTHWISE_IMPLS))
+UNIT_OUTPUTS = ("fused", "stored")  # ShuffleNet(materialize_units=False / True)
 
 
 def auto_impl() -> str:
-  """The ``pointwise:depthwise`` pair that ``auto`` trains with on this platform."""
-  auto = train.resolve_impls(dict(pointwise_impl="auto", depthwise_impl="auto"))
-  return f"{auto['pointwise_impl']}:{auto['depthwise_impl']}"
+  """The ``pointwise:depthwise:pool:units`` implementations ``auto`` trains with here."""
+  auto = train.resolve_impls({})
+  return ":".join([auto["pointwise_impl"], auto["depthwise_impl"], auto["pool_impl"],
+                   UNIT_OUTPUTS[auto["materialize_units"]]])
+
+
+def check_impl(spec: str) -> str:
+  """An implementation spec, checked (``auto`` resolved): ``pointwise:depthwise[:pool
+  [:units]]``, the pool ``window`` and the units ``fused`` (ShuffleNet's defaults) unless
+  given; ``stored`` is ``materialize_units=True``."""
+  if spec == "auto":
+    return auto_impl()
+  parts = spec.split(":")
+  if ":".join(parts[:2]) not in ALL_IMPLS or len(parts) > 4 or (
+      len(parts) > 2 and parts[2] not in layers.POOL_IMPLS) or (
+      len(parts) > 3 and parts[3] not in UNIT_OUTPUTS):
+    raise ValueError(f"implementation {spec!r}; valid: auto, or "
+                     f"pointwise:depthwise[:pool[:units]] with pointwise:depthwise one of "
+                     f"{', '.join(ALL_IMPLS)}, pool one of {', '.join(layers.POOL_IMPLS)} "
+                     f"(default window) and units one of {', '.join(UNIT_OUTPUTS)} "
+                     "(default fused)")
+  return spec
 
 
 def resolve_model_impl(model: str, impl: str) -> str:
-  """Check a registry name and a ``pointwise:depthwise`` pair (or ``auto``); the pair."""
+  """Check a registry name and an implementation spec (:func:`check_impl`); the spec."""
   registry.model_spec(model)
-  resolved = auto_impl() if impl == "auto" else impl
-  if resolved not in ALL_IMPLS:
-    raise ValueError(f"--impl={impl!r}; valid: auto, {', '.join(ALL_IMPLS)}")
-  return resolved
+  return check_impl(impl)
 
 
 def _config(model: str, shape: dict, batch: int, dtype: str, impl: str):
@@ -64,7 +83,9 @@ def _config(model: str, shape: dict, batch: int, dtype: str, impl: str):
                         in_channels=shape["channels"])
   c.batch_size = batch
   c.dtype = dtype
-  c.pointwise_impl, c.depthwise_impl = impl.split(":")
+  parts = impl.split(":") + ["window", "fused"][len(impl.split(":")) - 2:]
+  c.pointwise_impl, c.depthwise_impl, c.pool_impl = parts[:3]
+  c.materialize_units = str(parts[3] == "stored")
   return c
 
 
@@ -182,7 +203,9 @@ def main(argv=None) -> int:
   p.add_argument("--batch", type=int, default=0, help="0: the shape's default")
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--impls", default="auto,lax:lax,einsum:shift,matmul:shift,blockdiag:shift",
-                 help=f"pointwise:depthwise pairs, 'auto' or 'all' ({', '.join(ALL_IMPLS)})")
+                 help="pointwise:depthwise[:pool[:units]] (defaults: window, fused), "
+                 "'auto' or 'all' "
+                 f"(the pairs {', '.join(ALL_IMPLS)})")
   p.add_argument("--steps", type=int, default=5, help="steps per candidate per round")
   p.add_argument("--rounds", type=int, default=5)
   p.add_argument("--warmup", type=int, default=2, help="untimed rounds before them")
@@ -198,14 +221,7 @@ def main(argv=None) -> int:
     impls = []
     for spec in args.impls.split(","):
       spec = spec.strip()
-      if spec == "all":
-        impls += ALL_IMPLS
-      elif spec == "auto":
-        impls.append(auto_impl())
-      elif spec in ALL_IMPLS:
-        impls.append(spec)
-      else:
-        raise ValueError(f"--impls entry {spec!r}; valid: auto, all, {', '.join(ALL_IMPLS)}")
+      impls += ALL_IMPLS if spec == "all" else [check_impl(spec)]
     impls = list(dict.fromkeys(impls))
     if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
       raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1, "

@@ -39,16 +39,35 @@ class NonFiniteLossError(FloatingPointError):
 
 # ------------------------------------------------------------------------------ set-up
 
-def resolve_impls(config) -> dict[str, str]:
+def resolve_impls(config) -> dict:
   """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)."""
   platform = jax.default_backend()
   # CPU: matmul (grouped 1x1 convs as g GEMMs) + shiftvjp (shifted windows, the weight
   # gradient recomputing them in cache) trains ShuffleNet fastest on tcmalloc
   # (results/bench_train.md; shufflenet_jax/malloc.py). groupmajor was 1.23x faster than
   # matmul when every step also page-faulted on glibc.
-  auto = {"pointwise_impl": "matmul" if platform == "cpu" else "lax",
-          "depthwise_impl": "shiftvjp" if platform == "cpu" else "lax"}
-  return {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
+  # Also on CPU: the stride-2 units' average pool as shifted windows with a separable
+  # gradient, and every unit's output stored once (layers.materialize); each measured side
+  # by side in experiments.bench_train.
+  cpu = platform == "cpu"
+  auto = {"pointwise_impl": "matmul" if cpu else "lax",
+          "depthwise_impl": "shiftvjp" if cpu else "lax",
+          "pool_impl": "shift" if cpu else "window",
+          "materialize_units": cpu}
+  out = {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
+  out["materialize_units"] = _as_bool("materialize_units", out["materialize_units"])
+  return out
+
+
+def _as_bool(name: str, value) -> bool:
+  """A config switch given as a bool or (from the command line) a string."""
+  if isinstance(value, bool):
+    return value
+  if str(value).lower() in ("true", "1"):
+    return True
+  if str(value).lower() in ("false", "0"):
+    return False
+  raise ValueError(f"{name}={value!r}; valid: auto, true, false")
 
 
 def model_kwargs(config) -> dict[str, Any]:

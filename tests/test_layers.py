@@ -104,15 +104,43 @@ def test_pool_3x3_s2_matches_padded_reference():
       np.testing.assert_allclose(mx[0, i, j], win.max((0, 1)), rtol=1e-6)
 
 
-def test_avg_pool_as_depthwise_conv_equals_the_window_pool():
-  # The int8 export computes the stride-2 units' average pool as a depthwise conv.
-  x = jax.random.normal(jax.random.key(1), (2, 7, 8, 5))
-  ref = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", "window") * k, x, 1.0)
-  got = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", "depthwise") * k, x, 1.0)
+@pytest.mark.parametrize("impl", ["depthwise", "shift"])
+@pytest.mark.parametrize("shape", [(2, 7, 8, 5), (2, 28, 28, 3), (3, 1, 1, 2), (1, 2, 3, 4),
+                                   (2, 4, 3, 6, 6, 2)])
+def test_avg_pool_implementations_equal_the_window_pool(impl, shape):
+  # The int8 export computes the stride-2 units' average pool as a depthwise conv; training
+  # on CPU as shifted windows with a separable gradient (odd and even sizes, 1x1, and
+  # group-major's extra leading axis for shift).
+  if impl == "depthwise" and len(shape) != 4:
+    pytest.skip("the depthwise form takes NHWC only")
+  x = jax.random.normal(jax.random.key(1), shape)
+  ref = _value_and_grads(lambda x, k: _pool_leading(x, "window") * k, x, 1.0)
+  got = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", impl) * k, x, 1.0)
   for r, g in zip(ref[:2], got[:2]):
     assert g.shape == r.shape and _max_rel_err(g, r) < 1e-6
-  with pytest.raises(ValueError, match="pool_impl='conv'.*window, depthwise"):
-    layers.pool_3x3_s2(x, "avg", "conv")
+
+
+def _pool_leading(x, impl):
+  """pool_3x3_s2 over any leading axes, via the NHWC form."""
+  y = layers.pool_3x3_s2(x.reshape(-1, *x.shape[-3:]), "avg", impl)
+  return y.reshape(*x.shape[:-3], *y.shape[1:])
+
+
+def test_bad_pool_impl_is_rejected():
+  with pytest.raises(ValueError, match="pool_impl='conv'.*window, depthwise, shift"):
+    layers.pool_3x3_s2(jnp.zeros((1, 4, 4, 1)), "avg", "conv")
+
+
+def test_materialize_is_the_identity_and_survives_xla():
+  """``materialize`` returns its input, passes the gradient through unchanged, and its
+  while loop is still in the optimized program (else it would store nothing)."""
+  x = jax.random.normal(jax.random.key(3), (2, 3, 3, 4))
+  np.testing.assert_array_equal(layers.materialize(x), x)
+  ct = jax.random.normal(jax.random.key(4), x.shape)
+  g = jax.grad(lambda x: jnp.sum(layers.materialize(jnp.maximum(x, 0) + 1) * ct))(x)
+  np.testing.assert_array_equal(g, jnp.where(x > 0, ct, 0))
+  hlo = jax.jit(lambda x: layers.materialize(x * 2) + 1).lower(x).compile().as_text()
+  assert " while(" in hlo, hlo[-2000:]
 
 
 @pytest.mark.parametrize("g,m", [(2, 4), (3, 9), (3, 10), (8, 3), (1, 5)])

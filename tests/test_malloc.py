@@ -49,7 +49,8 @@ def test_describe_reports_the_loaded_allocator():
 
 def test_bench_allocator_rejects_bad_arguments():
   for args, match in ((["--model=shufflenet_9x"], "shufflenet_9x"),
-                      (["--impl=fast:fast"], "--impl='fast:fast'; valid: auto, lax:lax"),
+                      (["--impl=fast:fast"],
+                       "implementation 'fast:fast'; valid: auto, or pointwise:depthwise"),
                       (["--rounds=0"], "--rounds=0")):
     out = subprocess.run([sys.executable, "-m", "experiments.bench_allocator", *args], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)

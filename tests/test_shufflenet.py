@@ -88,22 +88,26 @@ def _max_grad_err(g_alt, g_ref):
 # Each implementation is checked alone in test_layers.py; here composed in the network. The
 # group-major cases cover both of its shuffle paths (0.25x g8: m % g != 0; 0.5x g3 shallow:
 # m = 15, one transpose), SE, g = 1, every depthwise implementation and BN's two modes; the
-# shallow ones (half the compile time) are checked in float64 train mode only.
-@pytest.mark.parametrize("name,pointwise,depthwise", [
-    ("shufflenet_0.25x_g8", "matmul", "shift"),
-    ("shufflenet_0.25x_g8", "groupmajor", "shift"),
-    ("shufflenet_0.5x_g3_shallow_se", "groupmajor", "lax"),
-    ("shufflenet_0.25x_g1_shallow", "groupmajor", "shiftvjp"),
-    ("shufflenet_0.25x_g8_shallow", "matmul", "shiftvjp"),
+# shallow ones (half the compile time) are checked in float64 train mode only. The
+# CPU defaults (shift pool, stored unit outputs) run in the last two.
+CPU_EXTRAS = dict(pool_impl="shift", materialize_units=True)
+
+
+@pytest.mark.parametrize("name,pointwise,depthwise,extra", [
+    ("shufflenet_0.25x_g8", "matmul", "shift", {}),
+    ("shufflenet_0.25x_g8", "groupmajor", "shift", {}),
+    ("shufflenet_0.5x_g3_shallow_se", "groupmajor", "lax", {}),
+    ("shufflenet_0.25x_g1_shallow", "groupmajor", "shiftvjp", CPU_EXTRAS),
+    ("shufflenet_0.25x_g8_shallow", "matmul", "shiftvjp", CPU_EXTRAS),
 ])
-def test_model_implementations_agree(name, pointwise, depthwise):
+def test_model_implementations_agree(name, pointwise, depthwise, extra):
   """The whole network, forward and backward, is the same function under every
   implementation: in float64 the loss, the gradients and the updated BN statistics agree
   to 1e-10 in BN's train mode (in float32 train mode, BN on 4 images of 4x4 amplifies
   summation-order noise to ~1e-3, so float32 is checked in eval mode, to 1e-5)."""
   kw = dict(stem="small", num_classes=10, in_channels=1)
   ref = create_model(name, **kw)
-  alt = create_model(name, pointwise_impl=pointwise, depthwise_impl=depthwise, **kw)
+  alt = create_model(name, pointwise_impl=pointwise, depthwise_impl=depthwise, **extra, **kw)
   _copy_params(ref, alt)
   x = jax.random.normal(jax.random.key(2), (4, 28, 28, 1))
   if "shallow" not in name:

@@ -325,3 +325,19 @@ def test_quick_preset_is_the_recorded_run_above_80_percent():
   """configs/default.py:quick is the config of results/quick/ (a fresh-clone run on the
   2-core CPU), which reached >= 80% on all 10,000 test images in 329 steps."""
   _check_preset_record("quick", "quick", steps=329, floor=0.80)
+
+
+def test_auto_implementations_on_cpu_and_bad_switches():
+  """``auto`` resolves to the CPU's fastest measured set (results/bench_train.md); the
+  unit-output switch takes bools or their spellings from the command line."""
+  from configs import default
+  c = default.get_config("quick")
+  assert train.resolve_impls(c) == dict(pointwise_impl="matmul", depthwise_impl="shiftvjp",
+                                        pool_impl="shift", materialize_units=True)
+  c.materialize_units = "False"
+  c.pool_impl = "window"
+  assert train.resolve_impls(c)["materialize_units"] is False
+  assert train.resolve_impls(c)["pool_impl"] == "window"
+  c.materialize_units = "sometimes"
+  with pytest.raises(ValueError, match="materialize_units='sometimes'; valid: auto, true, false"):
+    train.resolve_impls(c)

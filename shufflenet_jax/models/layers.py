@@ -94,8 +94,11 @@ def pointwise_conv(x: jax.Array, kernel: jax.Array, groups: int,
   if impl == "lax":
     return jax.lax.conv_general_dilated(
         x, kernel, (1, 1), "VALID", dimension_numbers=_DIMS, feature_group_count=groups)
-  if groups == 1:  # every matmul form is the same plain matmul
-    return jnp.dot(x, kernel[0, 0])
+  if groups == 1:
+    # Every matmul form is the same plain matmul, on 2-D operands: XLA:CPU gave the weight
+    # gradient of the 4-D dot a transposed copy of the cotangent and a slower GEMM
+    # (1.0x g8 trained 5% faster with this).
+    return jnp.dot(x.reshape(n * h * w, cin), kernel[0, 0]).reshape(n, h, w, out)
   c, d = cin // groups, out // groups
   wg = _group_major(kernel, groups)  # (g, c, d)
   if impl == "einsum":
@@ -383,7 +386,7 @@ def _update_running_stats(bn: nnx.BatchNorm, mean: jax.Array, var: jax.Array) ->
   bn.var[...] = bn.momentum * bn.var[...] + (1 - bn.momentum) * var
 
 
-POOL_IMPLS = ("window", "depthwise")
+POOL_IMPLS = ("window", "depthwise", "shift")
 
 
 def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
@@ -397,9 +400,17 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   ``impl="depthwise"`` computes the average pool as a depthwise convolution with constant
   weights 1/9 (the same numbers): int8 TFLite models need it, because XNNPACK does not take
   a quantized AVERAGE_POOL_2D but does take a quantized DEPTHWISE_CONV_2D
-  (shufflenet_jax/export.py). Training keeps ``window``: it has the cheaper gradient.
+  (shufflenet_jax/export.py).
+
+  ``impl="shift"`` sums the nine shifted, strided windows times 1/9 (:func:`_shift`, the
+  same numbers up to float rounding). Its gradient is nine strided pads of the cotangent,
+  which XLA:CPU fuses into one pass; the gradient of ``window`` is a reduce-window over the
+  dilated cotangent, 3-4x slower there (57 vs 17 ms per step for the three stride-2 units
+  of 1.0x g3 at the proxy shape, forward + backward). ``auto`` trains with ``shift`` on CPU.
   """
   _check_choice("pool_impl", impl, POOL_IMPLS)
+  if impl == "shift" and kind == "avg":
+    return _avg_pool_shift(x)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   window, strides = (1, 3, 3, 1), (1, 2, 2, 1)
   if kind == "avg":
@@ -413,3 +424,69 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   if kind == "max":
     return jax.lax.reduce_window(xp, -jnp.inf, jax.lax.max, window, strides, "VALID")
   raise ValueError(f"pool kind={kind!r}; valid: avg, max")
+
+
+
+@jax.custom_vjp
+def _avg_pool_shift(x):
+  return _shift(x, jnp.full((3, 3), 1 / 9, x.dtype), 2)
+
+
+def _avg_pool_shift_fwd(x):
+  return _avg_pool_shift(x), x.shape
+
+
+def _avg_pool_shift_bwd(shape, dy):
+  # Separable: first along H, then along W (autodiff's sum of nine strided pads of dy made
+  # XLA:CPU recompute the pooled values inside the fused gradient).
+  t = _window_sum_grad(dy / 9, dy.ndim - 3, shape[-3])
+  return (_window_sum_grad(t, dy.ndim - 2, shape[-2]),)
+
+
+def _window_sum_grad(t, axis, size):
+  """The gradient of 3-wide, stride-2 window sums (padding 1) along ``axis`` of an input of
+  length ``size``, given the windows' cotangent ``t``: input 2i gets window i's, input
+  2i+1 windows i's and i+1's."""
+  nxt = jnp.concatenate([jax.lax.slice_in_dim(t, 1, None, axis=axis),
+                         jnp.zeros_like(jax.lax.slice_in_dim(t, 0, 1, axis=axis))], axis)
+  both = jnp.stack([t, t + nxt], axis + 1)
+  shape = list(t.shape)
+  shape[axis] *= 2
+  return jax.lax.slice_in_dim(both.reshape(shape), 0, size, axis=axis)
+
+
+_avg_pool_shift.defvjp(_avg_pool_shift_fwd, _avg_pool_shift_bwd)
+
+
+def _through_loop(x: jax.Array) -> jax.Array:
+  """``x``, passed through a one-trip while loop that XLA can neither unroll nor skip."""
+  first = (0,) * x.ndim
+  # Always 1, but XLA cannot tell: the count depends on the data.
+  trips = jnp.minimum(jnp.abs(x[first]).astype(jnp.int32), 0) + 1
+
+  def body(carry):
+    # Rewrites v[first] with itself (i is 0, trips at most 1), so that to XLA v is not
+    # loop-invariant, which it would hoist out of the loop.
+    i, v = carry
+    keep = jax.lax.dynamic_slice(v, first, (1,) * v.ndim)
+    return i + 1, jax.lax.dynamic_update_slice(v, jnp.where(i > 100, 0, keep), first)
+  return jax.lax.while_loop(lambda carry: carry[0] < trips, body, (jnp.int32(0), x))[1]
+
+
+@jax.custom_vjp
+def materialize(x: jax.Array) -> jax.Array:
+  """``x`` itself, stored in memory once: every consumer then reads it.
+
+  XLA:CPU fuses an elementwise producer into each of its consumers, recomputing it there;
+  for a chain of residual units (BN + add + ReLU of each unit's output feeding the next)
+  every consumer re-ran the whole chain back to the last stored tensor: the fusion that
+  transposed a stage-2 unit's output for the next grouped conv read 16 operands, three
+  units deep. ``optimization_barrier`` does not stop this on CPU (XLA removes it before
+  fusion); a while loop does. The gradient is the identity. ShuffleNet stores each unit's
+  output this way when ``materialize_units`` (CPU ``auto``): +9% training throughput for
+  1.0x g3 at the proxy shape.
+  """
+  return _through_loop(x)
+
+
+materialize.defvjp(lambda x: (_through_loop(x), None), lambda _, g: (g,))

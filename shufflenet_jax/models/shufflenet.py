@@ -196,7 +196,11 @@ class ShuffleNet(nnx.Module):
     num_classes, in_channels: classifier size and input channels.
     pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py);
       ``groupmajor`` runs the units on (g, N, H, W, C/g) activations (group_major.py).
-    pool_impl: the stride-2 units' average pool, ``window`` or ``depthwise`` (int8 export).
+    pool_impl: the stride-2 units' average pool: ``window``, ``depthwise`` (int8 export) or
+      ``shift`` (the fastest to train on CPU); layers.pool_3x3_s2.
+    materialize_units: store every unit's output in memory once (layers.materialize), so
+      XLA:CPU does not recompute the chain of residual units in each consumer; no effect
+      on the numbers.
     dtype: compute dtype (e.g. jnp.bfloat16); parameters stay float32.
   """
 
@@ -205,7 +209,8 @@ class ShuffleNet(nnx.Module):
                zero_init_residual: bool = False,
                num_classes: int = 1000, in_channels: int = 3,
                pointwise_impl: str = "lax", depthwise_impl: str = "lax",
-               pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
+               pool_impl: str = "window", materialize_units: bool = False, dtype=None,
+               rngs: nnx.Rngs):
     _validate(groups, width, depth)
     if stem not in STEMS:
       raise ValueError(f"stem={stem!r}; valid stems: {', '.join(STEMS)}")
@@ -216,6 +221,7 @@ class ShuffleNet(nnx.Module):
     self.stem = stem
     self.dtype = dtype
     self.group_major = pointwise_impl == "groupmajor"
+    self.materialize_units = materialize_units
     conv1 = stem_channels(groups, width)
     self.stage_channels = stage_channels(groups, width, depth)
     self.conv1 = nnx.Conv(in_channels, conv1, (3, 3), strides=2 if stem == "imagenet" else 1,
@@ -247,12 +253,9 @@ class ShuffleNet(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = self.stem_features(x)
-    if self.group_major:
-      for unit in self.units:
-        x = unit.call_group_major(x)
-      x = gm.global_avg_pool(x)
-    else:
-      for unit in self.units:
-        x = unit(x)
-      x = jnp.mean(x, axis=(1, 2))
+    for unit in self.units:
+      x = unit.call_group_major(x) if self.group_major else unit(x)
+      if self.materialize_units:
+        x = layers.materialize(x)
+    x = gm.global_avg_pool(x) if self.group_major else jnp.mean(x, axis=(1, 2))
     return self.fc(x).astype(jnp.float32)
