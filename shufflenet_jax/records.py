@@ -99,8 +99,10 @@ def device_description() -> dict:
 
 
 def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet224: float,
-               wall_time_s: float, commit: str) -> dict:
+               wall_time_s: float, commit: str, implementations: dict | None = None) -> dict:
   return {
+      # the layer implementations the run trained with (``auto`` resolved; train.py)
+      "implementations": implementations or {},
       "model": config.model, "dataset": config.dataset, "seed": config.seed,
       "metrics": final_metrics, "params": complexity["params"],
       "mflops": complexity["mflops"], "mflops_resolution": complexity["resolution"],

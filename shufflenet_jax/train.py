@@ -349,7 +349,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     result = records.run_record(
         config, final_metrics={**train_metrics, **final, "steps": step}, complexity=counted,
         mflops_imagenet224=paper_arch["mflops"], wall_time_s=time.time() - t_start,
-        commit=commit)
+        commit=commit, implementations=resolve_impls(config))
     records.write_result(workdir, result)
     mirror.summary(result)
     return result

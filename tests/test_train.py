@@ -115,6 +115,8 @@ def test_accuracy_floor_on_fashion_mnist(fmnist_run):
   rec = json.loads((workdir / "result.json").read_text())
   assert rec["model"] == "shufflenet_0.25x_g3" and rec["params"] > 0
   assert rec["device"]["platform"] == "cpu" and rec["versions"]["jax"]
+  assert rec["implementations"] == train.resolve_impls(rec["config"])  # auto, resolved
+  assert rec["implementations"]["pool_impl"] == "shift"
   assert (workdir / "config.json").exists()
   steps = [json.loads(l)["step"] for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert steps[:3] == [50, 100, 150]
