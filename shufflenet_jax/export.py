@@ -92,7 +92,8 @@ def export_overrides(name: str, precision: str) -> dict:
   (XNNPACK takes no quantized AVERAGE_POOL_2D). Only arguments the model accepts."""
   _check("precision", precision, PRECISIONS)
   wanted = dict(pointwise_impl="lax", depthwise_impl="lax",
-                pool_impl="depthwise" if precision == "int8" else "window")
+                pool_impl="depthwise" if precision == "int8" else "window",
+                materialize_units=False)  # its while loop is a training-speed device
   accepted = registry.model_arguments(name)
   return {k: v for k, v in wanted.items() if accepted is None or k in accepted}
 

@@ -403,10 +403,10 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   (shufflenet_jax/export.py).
 
   ``impl="shift"`` sums the nine shifted, strided windows times 1/9 (:func:`_shift`, the
-  same numbers up to float rounding). Its gradient is nine strided pads of the cotangent,
-  which XLA:CPU fuses into one pass; the gradient of ``window`` is a reduce-window over the
-  dilated cotangent, 3-4x slower there (57 vs 17 ms per step for the three stride-2 units
-  of 1.0x g3 at the proxy shape, forward + backward). ``auto`` trains with ``shift`` on CPU.
+  same numbers up to float rounding) and has a hand-written separable gradient. XLA:CPU
+  computes the gradient of ``window`` as a reduce-window over the dilated cotangent, which
+  was 6% of a 1.0x g3 training step (experiments/profile_step.py); ``auto`` trains with
+  ``shift`` on CPU (results/bench_train.md: 0.92x -> 0.96x PyTorch for 1.0x g3).
   """
   _check_choice("pool_impl", impl, POOL_IMPLS)
   if impl == "shift" and kind == "avg":
@@ -424,7 +424,6 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   if kind == "max":
     return jax.lax.reduce_window(xp, -jnp.inf, jax.lax.max, window, strides, "VALID")
   raise ValueError(f"pool kind={kind!r}; valid: avg, max")
-
 
 
 @jax.custom_vjp
@@ -483,8 +482,9 @@ def materialize(x: jax.Array) -> jax.Array:
   transposed a stage-2 unit's output for the next grouped conv read 16 operands, three
   units deep. ``optimization_barrier`` does not stop this on CPU (XLA removes it before
   fusion); a while loop does. The gradient is the identity. ShuffleNet stores each unit's
-  output this way when ``materialize_units`` (CPU ``auto``): +9% training throughput for
-  1.0x g3 at the proxy shape.
+  output this way when ``materialize_units`` (CPU ``auto``): 0.92x -> 1.02x PyTorch's
+  training throughput for 1.0x g3 at the proxy shape (results/bench_train.md). Not for
+  export: TFLite would get a WHILE op (shufflenet_jax/export.py turns it off).
   """
   return _through_loop(x)
 
