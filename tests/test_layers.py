@@ -104,15 +104,15 @@ def test_pool_3x3_s2_matches_padded_reference():
       np.testing.assert_allclose(mx[0, i, j], win.max((0, 1)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["depthwise", "shift"])
-@pytest.mark.parametrize("shape", [(2, 7, 8, 5), (2, 28, 28, 3), (3, 1, 1, 2), (1, 2, 3, 4),
-                                   (2, 4, 3, 6, 6, 2)])
+_NHWC_SHAPES = [(2, 7, 8, 5), (2, 28, 28, 3), (3, 1, 1, 2), (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("impl,shape", [("depthwise", s) for s in _NHWC_SHAPES]
+                         + [("shift", s) for s in _NHWC_SHAPES + [(2, 4, 3, 6, 6, 2)]])
 def test_avg_pool_implementations_equal_the_window_pool(impl, shape):
   # The int8 export computes the stride-2 units' average pool as a depthwise conv; training
-  # on CPU as shifted windows with a separable gradient (odd and even sizes, 1x1, and
-  # group-major's extra leading axis for shift).
-  if impl == "depthwise" and len(shape) != 4:
-    pytest.skip("the depthwise form takes NHWC only")
+  # on CPU as shifted windows with a separable gradient (odd and even sizes, 1x1, and for
+  # shift group-major's extra leading axis).
   x = jax.random.normal(jax.random.key(1), shape)
   ref = _value_and_grads(lambda x, k: _pool_leading(x, "window") * k, x, 1.0)
   got = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", impl) * k, x, 1.0)
