@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # Fashion-MNIST's original IDX files and tcmalloc (shufflenet_jax/malloc.py: CPU train
-# steps 1.55x faster, results/bench_allocator.md) from the distribution (Debian/Ubuntu);
+# steps 1.60x faster, results/bench_allocator.md) from the distribution (Debian/Ubuntu);
 # elsewhere the input pipeline tells how to get the data, and training runs on the
 # system malloc.
 data:
