@@ -320,6 +320,9 @@ def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
   assert default.get_config("proxy").seed == 0
   _check_preset_record("proxy", "proxy_lr3.2_fc0.05", steps=5625, floor=0.93)
   _check_preset_record("proxy", "proxy_lr3.2_fc0.05_seed1", steps=5625, floor=0.93, seed=1)
+  # The same preset with the CPU default implementations of issue 7 (shift pool, stored
+  # unit outputs, matmul:shiftvjp; result.json lists them): the faster step trains as well.
+  _check_preset_record("proxy", "proxy_lr3.2_fc0.05_cpu_defaults", steps=5625, floor=0.93)
   # The sweeps and the ImageNet recipe keep the paper's one lr for every layer.
   from configs import imagenet, sweeps
   for preset in ("quick", "proxy", "long"):
