@@ -64,7 +64,9 @@ def main(argv):
   tf.config.set_visible_devices([], "GPU")
   import jax
 
-  from shufflenet_jax import input_pipeline, records, train
+  from shufflenet_jax import compile_cache, input_pipeline, records, train
+
+  cache = compile_cache.enable()
 
   # Orbax logs every step of every save at INFO; keep the run's own progress readable.
   logging.get_absl_handler().addFilter(
@@ -75,6 +77,7 @@ def main(argv):
   logging.info("JAX process %d / %d; devices: %s", jax.process_index(), jax.process_count(),
                jax.devices())
   logging.info("versions: %s", records.library_versions())
+  logging.info("compilation cache: %s", cache or f"off (${compile_cache.ENV})")
   try:
     if config.get("task") == "arm_timing":
       from experiments import arm_timing

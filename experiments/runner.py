@@ -26,7 +26,10 @@ def default_workdir(config) -> Path:
 def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") -> list[Path]:
   """Trains this worker's share of the sweep; returns the table files if it built them."""
   root = Path(workdir) if workdir else default_workdir(config)
-  runs = sweep.expand(config)
+  # Seed-major: every grid point at the first seed, then at the next, so the paired arms of
+  # an ablation finish together and a partly done sweep already has whole pairs.
+  order = {s: i for i, s in enumerate(config.seeds)}
+  runs = sorted(sweep.expand(config), key=lambda r: order[r.point["seed"]])
   mine = sweep.for_worker(runs, sweep.parse_worker(worker))
   logging.info("sweep %s (%s): %d runs, %d for worker %s, in %s", config.sweep_name,
                config.preset, len(runs), len(mine), worker, root)

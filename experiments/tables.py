@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from experiments import arm_timing, outputs  # noqa: E402
+from experiments import arm_timing, outputs, stats  # noqa: E402
 from shufflenet_jax import paper  # noqa: E402
 from shufflenet_jax.models import registry  # noqa: E402
 
@@ -43,10 +43,11 @@ def arch(record: dict) -> dict:
 
 
 class Cell:
-  """Top-1 error (%) over seeds of one architecture."""
+  """Top-1 error (%) over seeds of one architecture: mean with its 95% t-interval."""
 
   def __init__(self, records: list[dict]):
-    self.errors = [100 * r["metrics"]["eval_top1_err"] for r in records]
+    self.by_seed = {r["seed"]: 100 * r["metrics"]["eval_top1_err"] for r in records}
+    self.errors = list(self.by_seed.values())
     self.mflops = records[0]["mflops_imagenet224"] if records else None
 
   @property
@@ -64,7 +65,10 @@ class Cell:
   def __str__(self) -> str:
     if not self.n:
       return "missing"
-    return f"{self.mean:.2f} ± {self.std:.2f} (n={self.n})"
+    if self.n < 2:
+      return f"{self.mean:.2f} (n=1)"
+    m, lo, hi = stats.mean_ci(self.errors)
+    return f"{m:.2f} [{lo:.2f}, {hi:.2f}] (n={self.n})"
 
 
 def cells(records: list[dict], key) -> dict:
@@ -84,20 +88,61 @@ def _diff(a, b):
   return None if a is None or b is None else a - b
 
 
-def _beyond_noise(a: Cell, b: Cell) -> bool | None:
-  """Whether the gap between two cells' means exceeds twice the larger of their
-  seed-to-seed stds; None when either has fewer than two seeds (no std to compare with)."""
-  if min(a.n, b.n) < 2:
-    return None
-  return abs(a.mean - b.mean) > 2 * max(a.std, b.std)
+def gap(a: Cell, b: Cell) -> stats.Gap | None:
+  """mean(a) - mean(b) with its 95% CI and test (paired on the seeds when both hold the same)."""
+  return stats.compare(a.by_seed, b.by_seed)
 
 
-def _noise_finding(clear: list[bool], what: str) -> list[str]:
-  if not clear:
+def _gap_str(g: stats.Gap | None) -> str:
+  return "—" if g is None else str(g)
+
+
+_LAST_GAPS: list = []
+
+
+def comparisons(sweep_name: str, records: list[dict]) -> list[stats.Gap | None]:
+  """The gaps the table of ``sweep_name`` tests (its findings' comparisons)."""
+  if sweep_name not in BUILDERS:
+    raise ValueError(f"no table builder for sweep {sweep_name!r}; valid: {', '.join(BUILDERS)}")
+  _LAST_GAPS.clear()
+  BUILDERS[sweep_name](sorted(records, key=lambda r: (r["model"], r["seed"])))
+  return list(_LAST_GAPS)
+
+
+def gap_findings(gaps: list[stats.Gap | None], what: str, direction: str) -> list[str]:
+  """What the gaps say, from their tests: how many point the paper's way (``direction``,
+  i.e. gap > 0), how many of those and of all are significant at 5% (two-sided; also after
+  Holm's correction over the table), and the table's minimal detectable gap at 80% power."""
+  done = [g for g in gaps if g is not None]
+  _LAST_GAPS.extend(done)
+  if not done:
     return []
-  return [f"The gap (either sign) exceeds twice the larger seed-to-seed std of its two cells "
-          f"in {sum(clear)}/{len(clear)} {what}; the other {what} are within run-to-run noise "
-          "at this budget."]
+  positive = [g for g in done if g.gap > 0]
+  tested = [g for g in done if g.p is not None]
+  lines = [f"{direction} in {len(positive)}/{len(done)} {what}, "
+           f"{sum(g.significant for g in positive)} of them significant at 5% "
+           f"(two-sided {', '.join(sorted({g.test for g in tested})) or 'test'}); "
+           f"{sum(g.significant for g in done if g.gap < 0)} significant the other way."]
+  if tested:
+    kept = stats.holm([g.p for g in tested])
+    lines.append(f"After Holm's correction over the {len(tested)} tested {what}: "
+                 f"{sum(k and g.gap > 0 for k, g in zip(kept, tested))} significant the "
+                 f"paper's way, {sum(k and g.gap < 0 for k, g in zip(kept, tested))} the other.")
+  pooled = stats.pooled_sd(done)
+  if pooled is None:
+    lines.append("Too few seeds for a test: the gaps above have no error bars.")
+  else:
+    sd, n = pooled
+    paired = all(g.test == "paired t" for g in tested)
+    mdg = stats.minimal_detectable_gap(sd, n, paired=paired)
+    need = stats.seeds_needed(0.3, sd, paired=paired)
+    lines.append(
+        f"Power: the sd of the {'per-seed differences' if paired else 'cells'} is {sd:.2f} "
+        f"points (pooled over the {what}), so with n={n} seeds the minimal detectable gap at "
+        f"80% power (5% two-sided) is {mdg:.2f} points; detecting 0.3 points would take "
+        f"{need if need else 'more than 10000'} seeds "
+        f"(`python -m experiments.power --sd {sd:.2f} --delta 0.3`).")
+  return lines
 
 
 # ------------------------------------------------------------------------- provenance
@@ -147,31 +192,28 @@ def table_shuffle(records):
   c = cells(records, lambda a: (a["width"], a["groups"], a["shuffle"]))
   ref = {paper.shufflenet_label_to_name(row["model"]): row
          for row in paper.tables()["table3_shuffle_vs_noshuffle"]}
-  header = ["model", "MFLOPs", "ours no shuffle", "ours shuffle", "ours gain",
-            "paper no shuffle", "paper shuffle", "paper gain"]
-  rows, helps, g8_larger, plot, clear = [], [], [], [], []
+  header = ["model", "MFLOPs", "ours no shuffle", "ours shuffle",
+            "ours gain [95% CI] p", "paper no shuffle", "paper shuffle", "paper gain"]
+  rows, gaps, g8_larger, plot = [], [], [], []
   for width in WIDTHS_T2:
+    if not any(c[(width, g, sh)].n for g in (3, 8) for sh in (True, False)):
+      continue  # a width this sweep did not run
     gains = {}
     for g in (3, 8):
       off, on = c[(width, g, False)], c[(width, g, True)]
       p = ref[registry.shufflenet_name(g, width)]
-      gain = _diff(off.mean, on.mean)
-      gains[g] = gain
-      if gain is not None:
-        helps.append(gain > 0)
-        clear += [b for b in (_beyond_noise(off, on),) if b is not None]
+      gains[g] = gap(off, on)  # no shuffle - shuffle: > 0 when shuffle helps
+      gaps.append(gains[g])
       rows.append([f"{width}x g{g}", _fmt(on.mflops or off.mflops), str(off), str(on),
-                   _fmt(gain, 2, True), p["no_shuffle"], p["shuffle"],
+                   _gap_str(gains[g]), p["no_shuffle"], p["shuffle"],
                    _fmt(p["no_shuffle"] - p["shuffle"], 1, True)])
       plot.append((f"{width}x g{g}", off.mean, on.mean, p["no_shuffle"], p["shuffle"]))
     if gains[3] is not None and gains[8] is not None:
-      g8_larger.append(gains[8] > gains[3])
-  findings = [
-      f"Shuffle lowers the error in {sum(helps)}/{len(helps)} rows (paper: 6/6).",
+      g8_larger.append(gains[8].gap > gains[3].gap)
+  findings = gap_findings(gaps, "rows", "Shuffle lowers the error") + [
       f"The shuffle gain is larger for g8 than for g3 in {sum(g8_larger)}/{len(g8_larger)} "
-      "widths (paper: 3/3).",
+      "widths (paper: 3/3; point estimates, not tested).",
   ]
-  findings += _noise_finding(clear, "rows")
 
   def figure(ax_ours, ax_paper):
     for ax, (i_off, i_on), title in ((ax_ours, (1, 2), "ours"), (ax_paper, (3, 4), "paper")):
@@ -189,24 +231,24 @@ def table_groups(records):
   c = cells(records, lambda a: (a["width"], a["groups"]))
   ref = paper.tables()["table2_error_vs_groups"]
   header = ["width", "source", "MFLOPs (paper)"] + [f"g={g}" for g in GROUPS]
-  rows, beats_g1, best, clear = [], [], [], []
+  rows, gaps, best = [], [], []
   for width in WIDTHS_T2:
     p = ref[f"{width}x"]
     ours = [c[(width, g)] for g in GROUPS]
+    if not any(x.n for x in ours):
+      continue  # a width this sweep did not run
     rows.append([f"{width}x", "ours", p["mflops"]] + [str(x) for x in ours])
+    rows.append([f"{width}x", "g1 - g [95% CI] p", ""] + ["—"] + [
+        _gap_str(gap(ours[0], x)) for x in ours[1:]])
     rows.append([f"{width}x", "paper", p["mflops"]] + p["error"])
-    if ours[0].mean is not None:
-      grouped = [x for x in ours[1:] if x.mean is not None]
-      beats_g1 += [x.mean < ours[0].mean for x in grouped]
-      clear += [b for b in (_beyond_noise(x, ours[0]) for x in grouped) if b is not None]
+    gaps += [gap(ours[0], x) for x in ours[1:]]
     done = [(x.mean, g) for x, g in zip(ours, GROUPS) if x.mean is not None]
     if done:
       best.append(f"{width}x: g{min(done)[1]} (paper g{GROUPS[p['error'].index(min(p['error']))]})")
-  findings = [
-      f"A grouped model (g>1) beats g1 at the same width in {sum(beats_g1)}/{len(beats_g1)} "
-      "cells (paper: 12/12).",
-      "Best group count per width: " + "; ".join(best) + ".",
-  ] + _noise_finding(clear, "grouped-vs-g1 cells")
+  findings = gap_findings(gaps, "grouped-vs-g1 cells",
+                          "A grouped model (g>1) has a lower error than g1 at its width") + [
+      "Best group count per width (point estimates): " + "; ".join(best) + ".",
+  ]
 
   def figure(ax_ours, ax_paper):
     for width in WIDTHS_T2:
@@ -235,22 +277,25 @@ def _paper_error(width: float, g: int) -> tuple[float | None, str]:
 def table_width(records):
   """Error against complexity, widths 0.25x..2x at g3 and g8."""
   c = cells(records, lambda a: (a["groups"], a["width"]))
-  header = ["model", "MFLOPs", "ours", "paper", "paper source"]
-  rows, monotone, series = [], [], {}
+  header = ["model", "MFLOPs", "ours", "gain over the next narrower [95% CI] p", "paper",
+            "paper source"]
+  rows, gaps, series = [], [], {}
   for g in (3, 8):
     prev = None
     series[g] = []
     for width in (0.25, 0.5, 1.0, 1.5, 2.0):
       cell = c[(g, width)]
       p, src = _paper_error(width, g)
-      rows.append([f"{width}x g{g}", _fmt(cell.mflops), str(cell), _fmt(p), src])
+      step = gap(prev, cell) if prev is not None and cell.n else None
+      rows.append([f"{width}x g{g}", _fmt(cell.mflops), str(cell), _gap_str(step), _fmt(p),
+                   src])
       if cell.n:
         series[g].append((cell.mflops, cell.mean, p))
         if prev is not None:
-          monotone.append(cell.mean < prev)
-        prev = cell.mean
-  findings = [f"The error falls with every step up in width in {sum(monotone)}/{len(monotone)} "
-              "steps (paper: every step, Tables 2 and 5)."]
+          gaps.append(step)
+        prev = cell
+  findings = gap_findings(gaps, "width steps", "The error falls with the step up in width") + [
+      "Paper: the error falls with every step up in width (Tables 2 and 5)."]
 
   def figure(ax_ours, ax_paper):
     for g, pts in series.items():
@@ -273,10 +318,11 @@ def table_depth(records):
            paper_std],
           ["0.5x g3 shallow (2/4/2 units, widened)", _fmt(c["shallow"].mflops),
            str(c["shallow"]), paper_shallow]]
-  gap = _diff(c["shallow"].mean, c["standard"].mean)
-  findings = [f"Shallow minus standard: ours {_fmt(gap, 2, True)} points, paper "
+  depth_gap = gap(c["shallow"], c["standard"])
+  findings = [f"Shallow minus standard: ours {_gap_str(depth_gap)} points, paper "
               f"{paper_shallow - paper_std:+.1f} (the paper: depth is not what makes ShuffleNet "
               "good; the shallow model stays within ~0.5 points of the standard one)."]
+  findings += gap_findings([depth_gap], "comparisons", "The standard (deeper) model is better")
 
   def figure(ax_ours, ax_paper):
     ax_ours.bar(["standard", "shallow"], [c["standard"].mean or 0, c["shallow"].mean or 0])
@@ -301,7 +347,7 @@ def table_units(records):
   cells4 = paper.table4_cells()
   header = ["complexity (MFLOPs)"] + [f"{k} ours" for k in UNIT_KINDS] + \
       [f"{k} paper" for k in UNIT_KINDS]
-  rows, best, plot = [], [], []
+  rows, best, plot, gaps = [], [], [], []
   for level in (140, 38, 13):
     at = {x["kind"]: x for x in cells4 if x["level"] == level}
     ours = {k: c[at[k]["name"]] if k in at else None for k in UNIT_KINDS}
@@ -311,9 +357,12 @@ def table_units(records):
     measured = {k: v.mean for k, v in ours.items() if v is not None and v.n}
     if "shufflenet" in measured and len(measured) > 1:
       best.append(min(measured, key=measured.get) == "shufflenet")
+      runner_up = min((k for k in measured if k != "shufflenet"), key=measured.get)
+      gaps.append(gap(ours[runner_up], ours["shufflenet"]))
     plot.append((level, measured, {k: at[k]["error"] for k in at}))
   findings = [f"ShuffleNet has the lowest error at {sum(best)}/{len(best)} complexity levels "
               "(paper: 3/3). Cells: error [MFLOPs at 224x224 of the fitted model]."]
+  findings += gap_findings(gaps, "complexity levels", "ShuffleNet beats the best other unit")
 
   def figure(ax_ours, ax_paper):
     for ax, i, title in ((ax_ours, 1, "ours"), (ax_paper, 2, "paper (ImageNet)")):
@@ -339,16 +388,17 @@ def table_mobilenet(records):
       mobilenet = (cell, row["error"])
       gain, paper_gain = None, None
     else:
-      gain = _diff(mobilenet[0].mean, cell.mean)
+      gain = gap(mobilenet[0], cell)
       paper_gain = mobilenet[1] - row["error"]
       if gain is not None:
-        wins.append(gain > 0)
+        wins.append(gain)
     rows.append([row["model"], _fmt(cell.mflops), str(cell), row["error"],
-                 _fmt(gain, 2, True), _fmt(paper_gain, 1, True)])
+                 _gap_str(gain), _fmt(paper_gain, 1, True)])
     plot.append((row["model"], cell.mflops, cell.mean, row["mflops"], row["error"]))
-  findings = [f"ShuffleNet beats the MobileNet of its complexity level in {sum(wins)}/"
-              f"{len(wins)} rows (paper: {len(wins)}/{len(wins)}). Gain = MobileNet error "
-              "minus ShuffleNet error at the level above it in the table."]
+  findings = gap_findings(wins, "rows", "ShuffleNet beats the MobileNet of its complexity "
+                         "level") + [
+      f"Paper: {len(wins)}/{len(wins)} rows. Gain = MobileNet error minus ShuffleNet error at "
+      "the level above it in the table."]
 
   def figure(ax_ours, ax_paper):
     for ax, (ix, iy), title in ((ax_ours, (1, 2), "ours"), (ax_paper, (3, 4), "paper")):
@@ -379,7 +429,9 @@ def build(sweep_name: str, records: list[dict], out_dir: str | Path) -> list[Pat
   out.mkdir(parents=True, exist_ok=True)
 
   md = [f"# {sweep_name}: {builder.__doc__.strip()}", "",
-        "Top-1 error (%), ours mean ± std over seeds (n runs); paper: ImageNet top-1 error.", "",
+        "Top-1 error (%), ours: mean over seeds [95% t-interval] (n seeds); gaps: mean "
+        "difference [95% CI] and two-sided p (paired t-test on the per-seed differences when "
+        "both cells hold the same seeds, else Welch). Paper: ImageNet top-1 error.", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
   if len({r["seed"] for r in records}) < 2:

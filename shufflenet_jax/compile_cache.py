@@ -1,0 +1,45 @@
+"""JAX's persistent compilation cache, on by default for main.py, the benchmarks and tests.
+
+A sweep compiles the same train step for every seed of a configuration, a resumed run
+compiles what the killed one compiled, and the test suite compiles the same small models
+on every invocation; with the cache each of those is compiled once per machine.
+
+Location: ``$SHUFFLENET_JAX_CACHE`` if set (``off``, ``none`` or an empty value disables the
+cache), else ``$XDG_CACHE_HOME/shufflenet-jax/xla`` (``~/.cache/shufflenet-jax/xla``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV = "SHUFFLENET_JAX_CACHE"
+_DISABLED = ("", "off", "none", "0", "false")
+
+
+def default_dir() -> Path | None:
+  """The cache directory this process would use, or None when the cache is disabled."""
+  if ENV in os.environ:
+    value = os.environ[ENV].strip()
+    return None if value.lower() in _DISABLED else Path(value).expanduser()
+  base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+  return Path(base) / "shufflenet-jax" / "xla"
+
+
+def enable(directory: str | Path | None = None) -> Path | None:
+  """Turns the persistent cache on in ``directory`` (default: ``default_dir()``) for every
+  program that takes at least 0.5 s to compile; returns the directory or None (disabled)."""
+  import jax
+  path = Path(directory).expanduser() if directory is not None else default_dir()
+  if path is None:
+    return None
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+  except OSError as e:  # a read-only home: run without the cache rather than fail
+    print(f"warning: compilation cache disabled ({path}: {e.strerror}); set {ENV}",
+          flush=True)
+    return None
+  jax.config.update("jax_compilation_cache_dir", str(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return path
