@@ -49,6 +49,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.crop_area = (0.08, 1.0)    # random_resized_crop only
   c.eval_resize = 32           # random_resized_crop only: resize, then center crop
   c.cache = True
+  # True: the whole dataset in device memory, batches and augmentation drawn inside the
+  # jitted step (shufflenet_jax/device_data.py; Fashion-MNIST; no TensorFlow needed).
+  # False: the tf.data pipeline (input_pipeline.py), which every dataset has.
+  c.data_on_device = False
+  # > 1 (needs data_on_device): a sweep trains up to this many seeds of one configuration in
+  # one jitted program (jax.vmap; shufflenet_jax/seed_group.py), each with its own records.
+  c.seeds_per_program = 1
   c.shuffle_buffer = 60000
 
   # Optimization (paper Sec. 4): SGD momentum 0.9, linear decay to 0, wd on kernels.

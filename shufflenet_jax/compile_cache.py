@@ -4,7 +4,7 @@ A sweep compiles the same train step for every seed of a configuration, a resume
 compiles what the killed one compiled, and the test suite compiles the same small models
 on every invocation; with the cache each of those is compiled once per machine.
 
-Location: ``$SHUFFLENET_JAX_CACHE`` if set (``off``, ``none`` or an empty value disables the
+Location: jax's own ``$JAX_COMPILATION_CACHE_DIR`` if set, else ``$SHUFFLENET_JAX_CACHE`` if set (``off``, ``none`` or an empty value disables the
 cache), else ``$XDG_CACHE_HOME/shufflenet-jax/xla`` (``~/.cache/shufflenet-jax/xla``).
 """
 
@@ -30,6 +30,8 @@ def enable(directory: str | Path | None = None) -> Path | None:
   """Turns the persistent cache on in ``directory`` (default: ``default_dir()``) for every
   program that takes at least 0.5 s to compile; returns the directory or None (disabled)."""
   import jax
+  if directory is None and os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])  # jax's own variable wins
   path = Path(directory).expanduser() if directory is not None else default_dir()
   if path is None:
     return None

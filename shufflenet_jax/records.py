@@ -28,16 +28,18 @@ def write_config(config, workdir: Path) -> None:
   _atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
 
 
-def truncate_metrics(workdir: Path, step: int) -> None:
+def truncate_metrics(workdir: Path, step: int, final: bool = False) -> None:
   """Drops metrics logged after ``step`` (a run killed after its last checkpoint), so a
-  resumed run's metrics.jsonl equals an uninterrupted one's."""
+  resumed run's metrics.jsonl equals an uninterrupted one's. ``final``: ``step`` is the
+  run's last, whose final eval line (written after its checkpoint) is written again."""
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
   keep = []
   for line in path.read_text().splitlines():
     try:
-      if json.loads(line)["step"] <= step:
+      row = json.loads(line)
+      if row["step"] < step or (row["step"] == step and not (final and "eval_top1_err" in row)):
         keep.append(line)
     except (json.JSONDecodeError, KeyError):
       pass  # a line cut short by a kill
@@ -83,12 +85,16 @@ def library_versions() -> dict:
   import jaxlib
   import optax
   import orbax.checkpoint
-  import tensorflow_datasets
-  return {"python": platform.python_version(), "jax": jax.__version__,
-          "jaxlib": jaxlib.__version__,
-          "flax": flax.__version__, "optax": optax.__version__,
-          "orbax-checkpoint": orbax.checkpoint.__version__,
-          "tensorflow-datasets": tensorflow_datasets.__version__}
+  out = {"python": platform.python_version(), "jax": jax.__version__,
+         "jaxlib": jaxlib.__version__,
+         "flax": flax.__version__, "optax": optax.__version__,
+         "orbax-checkpoint": orbax.checkpoint.__version__}
+  try:  # not installed where the on-device pipeline runs without TensorFlow
+    import tensorflow_datasets
+    out["tensorflow-datasets"] = tensorflow_datasets.__version__
+  except ImportError:
+    pass
+  return out
 
 
 def device_description() -> dict:

@@ -27,7 +27,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from shufflenet_jax import complexity, input_pipeline
+from shufflenet_jax import complexity, datasets
 from shufflenet_jax import records
 from shufflenet_jax.models import layers, registry
 from shufflenet_jax.wandb_mirror import WandbMirror
@@ -73,7 +73,7 @@ def _as_bool(name: str, value) -> bool:
 def model_kwargs(config) -> dict[str, Any]:
   """The architecture arguments of the run: the dataset's classes and channels, then the
   config's ``model_kwargs`` (e.g. the stem)."""
-  spec = input_pipeline.dataset_spec(config.dataset)
+  spec = datasets.dataset_spec(config.dataset)
   kwargs = dict(num_classes=spec.num_classes, in_channels=spec.channels)
   kwargs.update(config.model_kwargs.to_dict() if config.get("model_kwargs") else {})
   if config.get("zero_init_residual"):  # for the models that have it (ShuffleNet)
@@ -85,12 +85,16 @@ def model_kwargs(config) -> dict[str, Any]:
 
 def build_model(config, rngs: nnx.Rngs) -> nnx.Module:
   """The run's model with its compute dtype and the layer implementations for the platform."""
-  if config.dtype not in ("float32", "bfloat16"):
-    raise ValueError(f"dtype={config.dtype!r}; valid: float32, bfloat16")
+  if config.dtype not in ("float32", "bfloat16", "float64"):
+    raise ValueError(f"dtype={config.dtype!r}; valid: float32, bfloat16 (float64: numerical "
+                     "tests, with jax_enable_x64)")
+  if config.dtype == "float64" and not jax.config.jax_enable_x64:
+    raise ValueError("dtype='float64' needs jax_enable_x64 (JAX_ENABLE_X64=1)")
+  compute = {"bfloat16": jnp.bfloat16, "float64": jnp.float64}.get(config.dtype)
   accepted = registry.model_arguments(config.model)
   impls = {k: v for k, v in resolve_impls(config).items() if accepted is None or k in accepted}
   return registry.create_model(
-      config.model, rngs=rngs, dtype=jnp.bfloat16 if config.dtype == "bfloat16" else None,
+      config.model, rngs=rngs, dtype=compute,
       **impls, **model_kwargs(config))
 
 
@@ -149,6 +153,7 @@ def total_train_steps(config, num_train_examples: int) -> int:
 
 def num_train_examples(config) -> int:
   """The size of the run's training split (the prepared dataset's metadata)."""
+  from shufflenet_jax import input_pipeline  # TensorFlow: only the tf.data path needs it
   builder = input_pipeline.get_builder(config)
   return builder.info.splits[input_pipeline.splits(config)[0]].num_examples
 
@@ -229,6 +234,7 @@ def _global_batch(batch: dict, sharding) -> dict:
 
 
 def evaluate(eval_step, state, config, sharding, process_index, process_count) -> dict:
+  from shufflenet_jax import input_pipeline
   ds, _ = input_pipeline.eval_dataset(config, process_index=process_index,
                                       process_count=process_count)
   totals = None
@@ -244,6 +250,7 @@ def evaluate(eval_step, state, config, sharding, process_index, process_count) -
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its checkpoint if there is one) and
   returns the run record that is also written to ``workdir/result.json``."""
+  from shufflenet_jax import input_pipeline
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   if (workdir / "result.json").exists():

@@ -1,0 +1,261 @@
+"""k seeds of one configuration trained in one jitted program, the data held on the device.
+
+``train_group(configs, workdirs)`` takes run configs that differ only in ``seed`` and trains
+them together: parameters, optimizer state, BN statistics and step are stacked on a leading
+seed axis and one ``jax.vmap``-ed step advances all of them; each seed's batch order and
+augmentation are drawn inside the step from its own seed (device_data.py). With one seed
+the step is the same function without vmap: that is the *separate run* a group member is
+tested against (tests/test_seed_group.py: equal to 1e-5 in float32, 1e-10 in float64).
+
+Each seed keeps its own workdir, identical in form to a separate run's (train.py):
+config.json, metrics.jsonl, checkpoints/ (its own orbax manager) and result.json. A group
+resumes from the newest checkpoint step that all its unfinished seeds share; a finished
+seed (result.json) is never trained again, so a kill at any moment loses no finished seed.
+
+No TensorFlow is imported on this path (a GPU image may lack it); the tf.data pipeline
+(train.train_and_evaluate) stays for ImageNet and the other tfds datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+
+from shufflenet_jax import complexity, datasets, device_data, records, train
+from shufflenet_jax.wandb_mirror import WandbMirror
+
+# Fields that may differ between the members of a group (everything else must be equal).
+PER_SEED_FIELDS = ("seed", "wandb")
+
+
+def check_group(configs: list[ml_collections.ConfigDict], workdirs: list) -> None:
+  """A ValueError (one line) unless the configs differ only in seed, the seeds are
+  distinct and each has its own workdir."""
+  if not configs:
+    raise ValueError("a seed group needs at least one seed (k >= 1); got none")
+  if len(configs) != len(workdirs):
+    raise ValueError(f"{len(configs)} configs but {len(workdirs)} workdirs")
+  seeds = [int(c.seed) for c in configs]
+  if len(set(seeds)) != len(seeds):
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    raise ValueError(f"seeds={seeds}: seed(s) {dup} repeated; each seed of a group must be "
+                     "distinct")
+  if len({str(Path(w).absolute()) for w in workdirs}) != len(workdirs):
+    raise ValueError(f"workdirs={[str(w) for w in workdirs]}: each seed needs its own workdir")
+  base = {k: v for k, v in configs[0].to_dict().items() if k not in PER_SEED_FIELDS}
+  for c, s in zip(configs[1:], seeds[1:]):
+    other = {k: v for k, v in c.to_dict().items() if k not in PER_SEED_FIELDS}
+    diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+    if diff:
+      k = diff[0]
+      raise ValueError(f"seed group: seed {s}'s config differs from seed {seeds[0]}'s in "
+                       f"{', '.join(diff)} ({k}={other.get(k)!r} vs {base.get(k)!r}); a group "
+                       "trains one configuration with several seeds")
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _member(tree, i: int):
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+def _common_step(managers) -> int:
+  """The newest checkpoint step every manager holds (0: start over)."""
+  steps = [set(m.all_steps()) for m in managers]
+  common = set.intersection(*steps) if steps else set()
+  return max(common) if common else 0
+
+
+def _initial_state(config, total_steps: int):
+  setup = train.init_training(config, total_steps)
+  state = setup.state
+  if config.dtype == "float64":  # numerical tests (jax_enable_x64): the whole state in f64
+    state = jax.tree.map(lambda x: x.astype(jnp.float64)
+                         if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
+  return setup, state
+
+
+class Interrupted(Exception):
+  """Raised by ``train_group(..., stop_after=n)`` after step n's checkpoints (tests and
+  kill drills: what a kill right after a checkpoint leaves behind)."""
+
+
+def train_group(configs: list[ml_collections.ConfigDict], workdirs: list,
+                stop_after: int | None = None) -> list[dict]:
+  """Trains every unfinished seed of the group; returns all the seeds' run records."""
+  check_group(configs, workdirs)
+  workdirs = [Path(w) for w in workdirs]
+  for w in workdirs:
+    w.mkdir(parents=True, exist_ok=True)
+  todo = [i for i, w in enumerate(workdirs) if not (w / "result.json").exists()]
+  for i in set(range(len(configs))) - set(todo):
+    logging.info("%s already has result.json; seed %d skipped", workdirs[i], configs[i].seed)
+  if todo:
+    _train([configs[i] for i in todo], [workdirs[i] for i in todo], stop_after)
+  return [json.loads((w / "result.json").read_text()) for w in workdirs]
+
+
+def _train(configs, workdirs, stop_after: int | None) -> None:
+  t_start = time.time()
+  commit = records.git_commit()
+  config, k = configs[0], len(configs)
+  seeds = [int(c.seed) for c in configs]
+  for c, w in zip(configs, workdirs):
+    records.write_config(c, w)
+  spec = datasets.dataset_spec(config.dataset)
+  train_split, eval_split = device_data.splits(config)
+  n_train = len(train_split.labels)
+  total_steps = train.total_train_steps(config, n_train)
+  if total_steps < 1:
+    raise ValueError(f"num_epochs={config.num_epochs}, num_train_steps="
+                     f"{config.num_train_steps}: the run would train 0 steps")
+  make_batch = device_data.make_train_batch(config, n_train)
+
+  setups = [_initial_state(c, total_steps) for c in configs]
+  setup = setups[0][0]
+  state = _stack([s for _, s in setups])
+  device = jax.devices()[0]
+  managers = [ocp.CheckpointManager(
+      (w / "checkpoints").absolute(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                           cleanup_tmp_directories=True)) for w in workdirs]
+  try:
+    start_step = _common_step(managers)
+    if start_step:
+      abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+          x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), setups[0][1])
+      for m in managers:  # a seed saved ahead of the others before a kill: drop that step
+        for s in [s for s in m.all_steps() if s > start_step]:
+          m.delete(s)
+      state = _stack([m.restore(start_step, args=ocp.args.StandardRestore(abstract))
+                      for m in managers])
+      logging.info("seeds %s resumed from their checkpoints at step %d", seeds, start_step)
+    else:
+      for m in managers:  # checkpoints not shared by every seed are of no use
+        for s in m.all_steps():
+          m.delete(s)
+    for w in workdirs:
+      records.truncate_metrics(w, start_step, final=start_step == total_steps)
+    state = jax.device_put(state, device)
+
+    train_step = train.make_train_step(setup.train_graphdef, setup.tx, spec.num_classes,
+                                       config.label_smoothing)
+    eval_step = train.make_eval_step(setup.eval_graphdef, spec.num_classes)
+
+    def one_step(state, seed, images, labels):
+      return train_step(state, make_batch(images, labels, seed, state["step"]))
+
+    def one_eval(state, images, labels, mask):
+      return eval_step(state, {"image": device_data.normalize(images, spec), "label": labels,
+                               "mask": mask})
+
+    if k == 1:  # the separate run: no vmap
+      squeeze = lambda f: (lambda st, *a: jax.tree.map(  # noqa: E731
+          lambda x: x[None], f(_member(st, 0), *a)))
+      group_step = squeeze(lambda st, seed, im, lb: one_step(st, seed[0], im, lb))
+      group_eval = squeeze(one_eval)
+    else:
+      group_step = jax.vmap(one_step, in_axes=(0, 0, None, None))
+      group_eval = jax.vmap(one_eval, in_axes=(0, None, None, None))
+    group_step = jax.jit(group_step, donate_argnums=0)
+    group_eval = jax.jit(group_eval)
+
+    images = jax.device_put(train_split.images, device)
+    labels = jax.device_put(train_split.labels, device)
+    seed_arr = jnp.asarray(seeds, jnp.uint32)
+    eval_arrays = jax.device_put(device_data.eval_batches(eval_split, config.eval_batch_size),
+                                 device)
+
+    def evaluate(state) -> list[dict]:
+      totals = None
+      for b in range(eval_arrays[0].shape[0]):
+        out = group_eval(state, *(a[b] for a in eval_arrays))
+        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+      totals = jax.device_get(totals)
+      result = []
+      for i in range(k):
+        n = float(totals["count"][i])
+        result.append(dict(eval_loss=float(totals["loss"][i]) / n,
+                           eval_top1_err=1 - float(totals["top1"][i]) / n,
+                           eval_top5_err=1 - float(totals["top5"][i]) / n,
+                           eval_examples=int(n)))
+      return result
+
+    mirrors = [WandbMirror(c, w) for c, w in zip(configs, workdirs)]
+    writers = [records.MetricsWriter(w, m) for w, m in zip(workdirs, mirrors)]
+    logging.info("training %s on %s for %d steps (batch %d), %d seed(s) %s in one program, "
+                 "data on %s", config.model, config.dataset, total_steps, config.batch_size, k,
+                 seeds, device)
+    pending = []
+    t_log, steps_since_log, step = time.time(), 0, start_step
+    while step < total_steps:
+      state, metrics = group_step(state, seed_arr, images, labels)
+      step += 1
+      steps_since_log += 1
+      pending.append(metrics)
+      last = step == total_steps
+      if step % config.log_every_steps == 0 or last:
+        host = jax.device_get(pending)
+        pending = []
+        loss = np.mean([m["loss"] for m in host], axis=0)  # [k]
+        err = np.mean([m["top1_err"] for m in host], axis=0)
+        bad = [s for s, v in zip(seeds, loss) if not math.isfinite(v)]
+        if bad:
+          raise train.NonFiniteLossError(
+              f"the training loss of seed(s) {bad} became non-finite by step {step}; the last "
+              f"checkpoints are kept. Lower --config.learning_rate (now "
+              f"{config.learning_rate}) or check the input data.")
+        elapsed = time.time() - t_log
+        img_s = steps_since_log * config.batch_size / max(elapsed, 1e-9)  # per seed
+        for i, w in enumerate(writers):
+          w.write(step, dict(train_loss=float(loss[i]), train_top1_err=float(err[i]),
+                             learning_rate=float(setup.schedule(step - 1)), img_per_s=img_s))
+        eta = (total_steps - step) * elapsed / steps_since_log
+        logging.info("step %d/%d  loss %s  %.0f img/s per seed (%d seeds)  ETA %s", step,
+                     total_steps, " ".join(f"{v:.3f}" for v in loss), img_s, k,
+                     train._fmt_seconds(eta))
+        t_log, steps_since_log = time.time(), 0
+      if config.eval_every_steps > 0 and step % config.eval_every_steps == 0 and not last:
+        for w, ev in zip(writers, evaluate(state)):
+          w.write(step, ev)
+      if step % config.checkpoint_every_steps == 0 or last:
+        for i, m in enumerate(managers):
+          m.save(step, args=ocp.args.StandardSave(_member(state, i)))
+        if stop_after is not None and step >= stop_after:
+          raise Interrupted(f"stopped after step {step}'s checkpoints")
+    for m in managers:
+      m.wait_until_finished()
+
+    finals = evaluate(state)
+    counted = complexity.model_complexity(
+        config.model, (config.image_size, config.image_size), **train.model_kwargs(config))
+    paper_arch = complexity.model_complexity(config.model)
+    for c, w, writer, mirror, final in zip(configs, workdirs, writers, mirrors, finals):
+      writer.write(step, final)
+      result = records.run_record(
+          c, final_metrics={**writer.last("train_loss", "train_top1_err"), **final,
+                            "steps": step},
+          complexity=counted, mflops_imagenet224=paper_arch["mflops"],
+          wall_time_s=time.time() - t_start, commit=commit,
+          implementations=train.resolve_impls(c))
+      result["trainer"] = {"data": "device", "seed_group": seeds}
+      records.write_result(w, result)
+      mirror.summary(result)
+      mirror.finish()
+      logging.info("seed %d: final eval top-1 err %.2f%% on %d examples (%s)", c.seed,
+                   100 * final["eval_top1_err"], final["eval_examples"], w)
+  finally:
+    for m in managers:
+      m.wait_until_finished()
+      m.close()
