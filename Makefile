@@ -11,7 +11,7 @@ TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 PRELOAD = env $$([ -f $(TCMALLOC) ] && echo LD_PRELOAD=$(TCMALLOC))
 WORKDIR ?= runs/ablation_shuffle
 
-.PHONY: setup data run test complexity bench
+.PHONY: setup data run test complexity bench gpu-bundle
 
 setup: $(VENV)/.installed data
 
@@ -46,3 +46,9 @@ complexity: setup
 bench: setup
 	$(PY) -m pip install -q -r requirements-bench.txt
 	$(PY) -m experiments.bench_train --out=results/bench_train.md
+
+# What benchmarks/gpu_ablation.sh needs on a GPU machine without network or TensorFlow:
+# Fashion-MNIST as one .npz and the ml_collections wheel.
+gpu-bundle: setup
+	$(PY) -m shufflenet_jax.device_data --out data
+	$(PY) -m pip download -q --no-deps -d benchmarks/wheels ml_collections==1.1.0

@@ -58,13 +58,17 @@ def main(argv):
     FLAGS.config.get("task")
   except OSError as e:  # ml_collections defers a config file's load error to its first use
     _fail(f"--config={FLAGS['config'].config_filename}: {str(e).strip().splitlines()[-1].strip()}")
-  # tf.data only feeds the host; keep TensorFlow off any accelerator.
+  # tf.data only feeds the host; keep TensorFlow off any accelerator. Without TensorFlow
+  # (a GPU image) the on-device pipeline still runs (--config.data_on_device=True).
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
+  try:
+    import tensorflow as tf
+    tf.config.set_visible_devices([], "GPU")
+  except ImportError:
+    pass
   import jax
 
-  from shufflenet_jax import compile_cache, input_pipeline, records, train
+  from shufflenet_jax import compile_cache, datasets, records, train
 
   cache = compile_cache.enable()
 
@@ -88,8 +92,12 @@ def main(argv):
     else:
       if not FLAGS.workdir:
         raise app.UsageError("--workdir is required for a single run")
-      train.train_and_evaluate(config, FLAGS.workdir)
-  except (ValueError, FileNotFoundError, input_pipeline.DatasetUnavailableError,
+      if config.get("data_on_device", False):
+        from shufflenet_jax import seed_group
+        seed_group.train_group([config], [FLAGS.workdir])
+      else:
+        train.train_and_evaluate(config, FLAGS.workdir)
+  except (ValueError, FileNotFoundError, datasets.DatasetUnavailableError,
           train.NonFiniteLossError) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from absl import logging
 
-from experiments import sweep, tables
-from shufflenet_jax import train
+from experiments import sweep
+from shufflenet_jax import seed_group, train
 
 
 def default_workdir(config) -> Path:
@@ -34,19 +34,28 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
   logging.info("sweep %s (%s): %d runs, %d for worker %s, in %s", config.sweep_name,
                config.preset, len(runs), len(mine), worker, root)
   t0, trained = time.time(), 0
-  for k, run in enumerate(mine, 1):
-    run_dir = root / "runs" / run.run_id
-    if (run_dir / "result.json").exists():
-      logging.info("[%d/%d] %s: done already, skipped", k, len(mine), run.run_id)
+  for k, group in enumerate(sweep.seed_groups(mine, config), 1):
+    dirs = [root / "runs" / run.run_id for run in group]
+    todo = [run for run, d in zip(group, dirs) if not (d / "result.json").exists()]
+    names = ", ".join(run.run_id for run in group)
+    if not todo:
+      logging.info("[%d] %s: done already, skipped", k, names)
       continue
-    logging.info("[%d/%d] %s: training", k, len(mine), run.run_id)
-    result = train.train_and_evaluate(run.config, run_dir)
-    trained += 1
-    m = result["metrics"]
+    logging.info("[%d] %s: training%s", k, ", ".join(r.run_id for r in todo),
+                 f" ({len(todo)} seeds in one program)" if len(group) > 1 else "")
+    if run_on_device(config):
+      results = seed_group.train_group([r.config for r in group], dirs)
+    else:
+      results = [train.train_and_evaluate(group[0].config, dirs[0])]
+    trained += len(todo)
+    for run, result in zip(group, results):
+      if run not in todo:
+        continue
+      m = result["metrics"]
+      logging.info("%s: top-1 err %.2f%% (%d steps, %.0f s)", run.run_id,
+                   100 * m["eval_top1_err"], m["steps"], result["wall_time_s"])
     eta = (time.time() - t0) / trained * _count_missing(root, mine)
-    logging.info("[%d/%d] %s: top-1 err %.2f%% (%d steps, %.0f s) | sweep %d/%d runs done, "
-                 "this worker's ETA %.0f min", k, len(mine), run.run_id,
-                 100 * m["eval_top1_err"], m["steps"], result["wall_time_s"],
+    logging.info("sweep %d/%d runs done, this worker's ETA %.0f min",
                  len(runs) - _count_missing(root, runs), len(runs), eta / 60)
   missing = _count_missing(root, runs)
   if missing:
@@ -55,10 +64,30 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
                  "--out %s/results", missing, root, root)
     return []
   records = [json.loads((root / "runs" / r.run_id / "result.json").read_text()) for r in runs]
+  try:
+    from experiments import tables  # matplotlib, scipy: absent from some GPU images
+  except ImportError as e:
+    logging.warning("every run is done, but the table needs %s: build it elsewhere with "
+                    "python -m experiments.tables --records %s/runs --sweep %s", e.name, root,
+                    config.sweep_name)
+    return []
   paths = tables.build(config.sweep_name, records, root / "results")
   logging.info("table written: %s", ", ".join(map(str, paths)))
+  print(summary(paths[0]))
   print("\n".join(map(str, paths)))
   return paths
+
+
+def summary(md_path: Path) -> str:
+  """The table and its findings from the markdown file, for the end of a sweep's output."""
+  lines = md_path.read_text().splitlines()
+  end = lines.index("**Provenance:**") if "**Provenance:**" in lines else len(lines)
+  return "\n".join(l for l in lines[:end] if l.startswith(("|", "- ", "#")))
+
+
+def run_on_device(config) -> bool:
+  """Whether the sweep trains with the on-device pipeline (seed groups): data_on_device."""
+  return bool(config.get("data_on_device", False))
 
 
 def _count_missing(root: Path, runs) -> int:

@@ -88,3 +88,26 @@ def for_worker(runs: list[Run], worker: tuple[int, int]) -> list[Run]:
   """Worker i of n takes runs i, i+n, i+2n, ...: disjoint, and together all of them."""
   i, n = worker
   return runs[i::n]
+
+
+def seed_groups(runs: list[Run], config) -> list[list[Run]]:
+  """The runs in groups trained in one program: runs that differ only in seed, up to
+  ``config.seeds_per_program`` per group (with ``data_on_device``); otherwise one run per
+  group. Groups keep the order of ``runs`` (by their first member)."""
+  k = int(config.get("seeds_per_program", 1))
+  if k < 1:
+    raise ValueError(f"seeds_per_program={k}; valid: an integer >= 1")
+  if k > 1 and not config.get("data_on_device", False):
+    raise ValueError(f"seeds_per_program={k} needs data_on_device=True (the vmapped seeds "
+                     "draw their batches on the device)")
+  if k == 1:
+    return [[r] for r in runs]
+  by_point: dict[str, list[Run]] = {}
+  for r in runs:
+    key = r.run_id.rsplit("-seed", 1)[0]
+    by_point.setdefault(key, []).append(r)
+  groups = []
+  for members in by_point.values():
+    groups += [members[i:i + k] for i in range(0, len(members), k)]
+  first = {r.run_id: i for i, r in enumerate(runs)}
+  return sorted(groups, key=lambda g: first[g[0].run_id])

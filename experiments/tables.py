@@ -198,9 +198,11 @@ def table_shuffle(records):
   for width in WIDTHS_T2:
     if not any(c[(width, g, sh)].n for g in (3, 8) for sh in (True, False)):
       continue  # a width this sweep did not run
-    gains = {}
+    gains = {3: None, 8: None}
     for g in (3, 8):
       off, on = c[(width, g, False)], c[(width, g, True)]
+      if not off.n and not on.n:
+        continue  # a row this sweep did not run
       p = ref[registry.shufflenet_name(g, width)]
       gains[g] = gap(off, on)  # no shuffle - shuffle: > 0 when shuffle helps
       gaps.append(gains[g])

@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     return 2
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  np.savez(out / "fashion_mnist.npz", **arrays)
+  np.savez_compressed(out / "fashion_mnist.npz", **arrays)
   print(out / "fashion_mnist.npz")
   return 0
 

@@ -106,48 +106,28 @@ def train_group(configs: list[ml_collections.ConfigDict], workdirs: list,
   return [json.loads((w / "result.json").read_text()) for w in workdirs]
 
 
-def _train(configs, workdirs, stop_after: int | None) -> None:
-  t_start = time.time()
-  commit = records.git_commit()
-  config, k = configs[0], len(configs)
-  seeds = [int(c.seed) for c in configs]
-  for c, w in zip(configs, workdirs):
-    records.write_config(c, w)
-  spec = datasets.dataset_spec(config.dataset)
-  train_split, eval_split = device_data.splits(config)
-  n_train = len(train_split.labels)
-  total_steps = train.total_train_steps(config, n_train)
-  if total_steps < 1:
-    raise ValueError(f"num_epochs={config.num_epochs}, num_train_steps="
-                     f"{config.num_train_steps}: the run would train 0 steps")
-  make_batch = device_data.make_train_batch(config, n_train)
+class GroupProgram:
+  """The jitted programs of a group and their inputs on the device: ``step(state)`` advances
+  every seed one step (vmap; no vmap for one seed), ``evaluate(state)`` gives each seed's
+  eval metrics, ``state`` is the seeds' initial state stacked on a leading axis."""
 
-  setups = [_initial_state(c, total_steps) for c in configs]
-  setup = setups[0][0]
-  state = _stack([s for _, s in setups])
-  device = jax.devices()[0]
-  managers = [ocp.CheckpointManager(
-      (w / "checkpoints").absolute(),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
-                                           cleanup_tmp_directories=True)) for w in workdirs]
-  try:
-    start_step = _common_step(managers)
-    if start_step:
-      abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-          x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), setups[0][1])
-      for m in managers:  # a seed saved ahead of the others before a kill: drop that step
-        for s in [s for s in m.all_steps() if s > start_step]:
-          m.delete(s)
-      state = _stack([m.restore(start_step, args=ocp.args.StandardRestore(abstract))
-                      for m in managers])
-      logging.info("seeds %s resumed from their checkpoints at step %d", seeds, start_step)
-    else:
-      for m in managers:  # checkpoints not shared by every seed are of no use
-        for s in m.all_steps():
-          m.delete(s)
-    for w in workdirs:
-      records.truncate_metrics(w, start_step, final=start_step == total_steps)
-    state = jax.device_put(state, device)
+  def __init__(self, configs, total_steps: int | None = None, splits=None):
+    config, self.k = configs[0], len(configs)
+    self.config = config
+    self.seeds = [int(c.seed) for c in configs]
+    spec = datasets.dataset_spec(config.dataset)
+    train_split, eval_split = splits or device_data.splits(config)
+    n_train = len(train_split.labels)
+    self.total_steps = total_steps or train.total_train_steps(config, n_train)
+    if self.total_steps < 1:
+      raise ValueError(f"num_epochs={config.num_epochs}, num_train_steps="
+                       f"{config.num_train_steps}: the run would train 0 steps")
+    make_batch = device_data.make_train_batch(config, n_train)
+    setups = [_initial_state(c, self.total_steps) for c in configs]
+    self.setup = setup = setups[0][0]
+    self.member_template = setups[0][1]
+    self.device = jax.devices()[0]
+    self.state = jax.device_put(_stack([s for _, s in setups]), self.device)
 
     train_step = train.make_train_step(setup.train_graphdef, setup.tx, spec.num_classes,
                                        config.label_smoothing)
@@ -160,7 +140,7 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
       return eval_step(state, {"image": device_data.normalize(images, spec), "label": labels,
                                "mask": mask})
 
-    if k == 1:  # the separate run: no vmap
+    if self.k == 1:  # the separate run: no vmap
       squeeze = lambda f: (lambda st, *a: jax.tree.map(  # noqa: E731
           lambda x: x[None], f(_member(st, 0), *a)))
       group_step = squeeze(lambda st, seed, im, lb: one_step(st, seed[0], im, lb))
@@ -168,29 +148,72 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
     else:
       group_step = jax.vmap(one_step, in_axes=(0, 0, None, None))
       group_eval = jax.vmap(one_eval, in_axes=(0, None, None, None))
-    group_step = jax.jit(group_step, donate_argnums=0)
-    group_eval = jax.jit(group_eval)
+    self._step = jax.jit(group_step, donate_argnums=0)
+    self._eval = jax.jit(group_eval)
+    self._images = jax.device_put(train_split.images, self.device)
+    self._labels = jax.device_put(train_split.labels, self.device)
+    self._seeds = jnp.asarray(self.seeds, jnp.uint32)
+    self._eval_arrays = jax.device_put(
+        device_data.eval_batches(eval_split, config.eval_batch_size), self.device)
 
-    images = jax.device_put(train_split.images, device)
-    labels = jax.device_put(train_split.labels, device)
-    seed_arr = jnp.asarray(seeds, jnp.uint32)
-    eval_arrays = jax.device_put(device_data.eval_batches(eval_split, config.eval_batch_size),
-                                 device)
+  def step(self, state):
+    """(new state, metrics with a leading seed axis); ``state`` is donated."""
+    return self._step(state, self._seeds, self._images, self._labels)
 
-    def evaluate(state) -> list[dict]:
-      totals = None
-      for b in range(eval_arrays[0].shape[0]):
-        out = group_eval(state, *(a[b] for a in eval_arrays))
-        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-      totals = jax.device_get(totals)
-      result = []
-      for i in range(k):
-        n = float(totals["count"][i])
-        result.append(dict(eval_loss=float(totals["loss"][i]) / n,
-                           eval_top1_err=1 - float(totals["top1"][i]) / n,
-                           eval_top5_err=1 - float(totals["top5"][i]) / n,
-                           eval_examples=int(n)))
-      return result
+  def compile(self):
+    """The train step's compiled program (for timing the compile)."""
+    return self._step.lower(self.state, self._seeds, self._images, self._labels).compile()
+
+  def evaluate(self, state) -> list[dict]:
+    totals = None
+    for b in range(self._eval_arrays[0].shape[0]):
+      out = self._eval(state, *(a[b] for a in self._eval_arrays))
+      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    totals = jax.device_get(totals)
+    result = []
+    for i in range(self.k):
+      n = float(totals["count"][i])
+      result.append(dict(eval_loss=float(totals["loss"][i]) / n,
+                         eval_top1_err=1 - float(totals["top1"][i]) / n,
+                         eval_top5_err=1 - float(totals["top5"][i]) / n,
+                         eval_examples=int(n)))
+    return result
+
+
+def _train(configs, workdirs, stop_after: int | None) -> None:
+  t_start = time.time()
+  commit = records.git_commit()
+  config, k = configs[0], len(configs)
+  seeds = [int(c.seed) for c in configs]
+  for c, w in zip(configs, workdirs):
+    records.write_config(c, w)
+  program = GroupProgram(configs)
+  setup, total_steps, state, device = (program.setup, program.total_steps, program.state,
+                                       program.device)
+  evaluate = program.evaluate
+  managers = [ocp.CheckpointManager(
+      (w / "checkpoints").absolute(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                           cleanup_tmp_directories=True)) for w in workdirs]
+  try:
+    start_step = _common_step(managers)
+    if start_step:
+      abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+          x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
+          program.member_template)
+      for m in managers:  # a seed saved ahead of the others before a kill: drop that step
+        for s in [s for s in m.all_steps() if s > start_step]:
+          m.delete(s)
+      state = jax.device_put(_stack([m.restore(start_step,
+                                               args=ocp.args.StandardRestore(abstract))
+                                     for m in managers]), device)
+      logging.info("seeds %s resumed from their checkpoints at step %d", seeds, start_step)
+    else:
+      for m in managers:  # checkpoints not shared by every seed are of no use
+        for s in m.all_steps():
+          m.delete(s)
+    for w in workdirs:
+      records.truncate_metrics(w, start_step, final=start_step == total_steps)
 
     mirrors = [WandbMirror(c, w) for c, w in zip(configs, workdirs)]
     writers = [records.MetricsWriter(w, m) for w, m in zip(workdirs, mirrors)]
@@ -200,7 +223,7 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
     pending = []
     t_log, steps_since_log, step = time.time(), 0, start_step
     while step < total_steps:
-      state, metrics = group_step(state, seed_arr, images, labels)
+      state, metrics = program.step(state)
       step += 1
       steps_since_log += 1
       pending.append(metrics)

@@ -18,7 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sweep_configs_expand_to_the_papers_grids():
-  ids = [r.run_id for r in sweep.expand(ablation_shuffle.get_config())]
+  # The default job: one row (0.25x g8) with and without shuffle, 6 seeds per arm, vmapped.
+  finding = ablation_shuffle.get_config()
+  groups = sweep.seed_groups(sweep.expand(finding), finding)
+  assert [[r.run_id for r in g] for g in groups] == [
+      [f"shufflenet_0.25x_g8-seed{s}" for s in range(6)],
+      [f"shufflenet_0.25x_g8_noshuffle-seed{s}" for s in range(6)]]
+  ids = [r.run_id for r in sweep.expand(ablation_shuffle.get_config("quick"))]
   assert len(ids) == 12 and len(set(ids)) == 12
   assert "shufflenet_0.25x_g8_noshuffle-seed0" in ids and "shufflenet_1.0x_g3-seed0" in ids
   assert len(sweep.expand(ablation_groups.get_config())) == 15
@@ -28,22 +34,34 @@ def test_sweep_configs_expand_to_the_papers_grids():
   proxy = sweep.expand(ablation_shuffle.get_config("proxy"))
   assert len(proxy) == 24  # 2 seeds
   # Ids are a function of the overrides alone.
-  assert [r.run_id for r in sweep.expand(ablation_shuffle.get_config())] == ids
+  assert [r.run_id for r in sweep.expand(ablation_shuffle.get_config("quick"))] == ids
+  assert len(sweep.expand(ablation_shuffle.get_config("power"))) == 72  # 6 seeds
 
 
 def test_bad_sweeps_and_presets_are_refused():
-  with pytest.raises(ValueError, match="unknown preset; valid: quick, proxy, long, imagenet"):
+  with pytest.raises(ValueError, match="unknown preset; valid: finding, quick, proxy, power, long, imagenet"):
     ablation_shuffle.get_config("fast")
-  c = ablation_shuffle.get_config()
+  c = ablation_shuffle.get_config("quick")
   c.sweep.colour = ("red",)
   with pytest.raises(ValueError, match="sweep axis 'colour'"):
     sweep.expand(c)
-  c = ablation_shuffle.get_config()
+  c = ablation_shuffle.get_config("quick")
   c.sweep.groups = (3, 5)
   with pytest.raises(ValueError, match="groups=5|unknown model name"):
     sweep.expand(c)
   with pytest.raises(ValueError, match="--worker='2/2'"):
     sweep.parse_worker("2/2")
+  c = ablation_shuffle.get_config("quick")
+  c.seeds_per_program = 4
+  with pytest.raises(ValueError, match="seeds_per_program=4 needs data_on_device=True"):
+    sweep.seed_groups(sweep.expand(c), c)
+  c.seeds_per_program = 0
+  with pytest.raises(ValueError, match="seeds_per_program=0; valid: an integer >= 1"):
+    sweep.seed_groups(sweep.expand(c), c)
+  c = ablation_shuffle.get_config("quick")
+  c.seeds = (0, 1, 1)
+  with pytest.raises(ValueError, match="duplicate points"):
+    sweep.expand(c)
 
 
 def test_workers_partition_the_runs():
@@ -86,6 +104,28 @@ def test_sweep_runs_skips_finished_and_rebuilds_identical_tables(tmp_path):
   assert (out / "ablation_depth.csv").read_bytes() == first[".csv"]
   assert (out / "ablation_depth.md").read_bytes() == (tmp_path / "results" /
                                                       "ablation_depth.md").read_bytes()
+
+
+def test_seed_groups_skip_finished_seeds_and_resume_partial_groups(tmp_path):
+  """A sweep with 3 seeds per program: a group with one seed finished trains only the
+  other two in one program; the table is the same as from separate runs' records."""
+  c = _tiny_sweep(data_on_device=True)
+  c.sweep.depth = ("standard",)
+  c.seeds = (0, 1, 2)
+  c.seeds_per_program = 3
+  groups = sweep.seed_groups(sweep.expand(c), c)
+  assert [len(g) for g in groups] == [3]
+  runner.run_sweep(c, tmp_path)
+  done = tmp_path / "runs" / "shufflenet_0.25x_g2-seed1" / "result.json"
+  kept = done.read_text()
+  for s in (0, 2):
+    (tmp_path / "runs" / f"shufflenet_0.25x_g2-seed{s}" / "result.json").unlink()
+  runner.run_sweep(c, tmp_path)
+  assert done.read_text() == kept
+  import json
+  redone = json.loads((tmp_path / "runs" / "shufflenet_0.25x_g2-seed2" / "result.json")
+                      .read_text())
+  assert redone["trainer"]["seed_group"] == [0, 2]
 
 
 def _sweep_cmd(workdir, *extra):

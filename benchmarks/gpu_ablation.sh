@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The powered Table 3 (shuffle vs no shuffle, 6 rows x 6 seeds) on a GPU machine, seeds
+# vmapped 6 per program, Fashion-MNIST held on the device: no TensorFlow needed there.
+#
+# Prepare on a machine with the project's venv (network for the wheels, the IDX files):
+#   make gpu-bundle        # data/fashion_mnist.npz + benchmarks/wheels/ (ml_collections)
+# then run this script on the GPU machine from the repository root (the device tool:
+# carry data/ and benchmarks/wheels/). Records land in $OUT/records/ablation_shuffle/
+# (default $OUT: runs/gpu), each naming the GPU in its device field; copy them into
+# results/records_gpu/ablation_shuffle/ and rebuild the table with
+#   python -m experiments.tables --records results/records_gpu/ablation_shuffle \
+#       --sweep ablation_shuffle --out results/gpu
+#
+# Budget: PRESET (default power: one epoch per run) and the extra flags in "$@"; a CPU
+# check of the script: PRESET=finding benchmarks/gpu_ablation.sh --config.num_train_steps=2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu}
+PRESET=${PRESET:-power}
+PY=${PYTHON:-python3}
+# What the GPU image lacks (it has jax, flax, optax, orbax): wheels carried along.
+if ! $PY -c "import ml_collections" 2>/dev/null; then
+  $PY -m pip install -q --no-index --find-links benchmarks/wheels ml_collections
+fi
+test -f data/fashion_mnist.npz || { echo "error: data/fashion_mnist.npz is missing (make gpu-bundle)" >&2; exit 2; }
+start=$(date +%s)
+SHUFFLENET_NO_TCMALLOC=1 $PY main.py --config=configs/ablation_shuffle.py:$PRESET \
+  --workdir="$OUT/ablation_shuffle" --config.data_on_device=True \
+  --config.seeds_per_program=6 --config.data_dir="$PWD/data" \
+  --config.wandb.mode=disabled "$@"
+mkdir -p "$OUT/records/ablation_shuffle"
+for d in "$OUT"/ablation_shuffle/runs/*/; do
+  name=$(basename "$d")
+  if [ -f "$d/result.json" ]; then
+    mkdir -p "$OUT/records/ablation_shuffle/$name"
+    cp "$d/result.json" "$d/config.json" "$OUT/records/ablation_shuffle/$name/"
+  fi
+done
+echo "done in $(( $(date +%s) - start )) s; records in $OUT/records/ablation_shuffle"
