@@ -8,7 +8,7 @@ A sweep config is an ordinary run config plus three fields:
   seeds        one run per seed for every point of the grid
 
 Budgets (``configs/<sweep>.py:<preset>``):
-  finding  configs/ablation_shuffle.py's default (``make run``): 6 seeds per arm trained
+  finding  configs/ablation_shuffle.py's default (``make run``, 0.25x g3): 6 seeds per arm trained
            together in one vmapped program per arm, data on the device, 100 steps of batch
            64 (a ninth of an epoch; eval on the first 5000 test images) with the single-run
            recipe, sized for `make run` <= 10 minutes on 2 cores; the table states the gap

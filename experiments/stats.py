@@ -1,7 +1,7 @@
 """Statistics of the ablation tables: t-based confidence intervals over seeds, gaps between
 two cells with a two-sided test, and power (the minimal detectable gap, seeds needed).
 
-Two cells are compared *paired* when they hold the same seeds: the same seed gives both arms
+Two cells are compared *paired* on the seeds they share: the same seed gives both arms
 of an ablation the same data order and augmentation (and, where the parameter shapes agree,
 the same initialization), so the test runs on the per-seed differences (paired t-test).
 Otherwise Welch's t-test. Every distribution comes from scipy.stats.
@@ -55,12 +55,15 @@ def _fmt_p(p: float) -> str:
 
 
 def compare(a: dict, b: dict) -> Gap | None:
-  """The gap mean(a) - mean(b) between two cells given as {seed: value}; paired on the
-  common seeds when both cells hold the same seeds, else Welch. None when either is empty."""
+  """The gap mean(a) - mean(b) between two cells given as {seed: value}: paired on the
+  seeds both cells hold when there are at least two of them (or they hold the same seeds),
+  else Welch on all values. None when either is empty."""
   if not a or not b:
     return None
-  if set(a) == set(b):
-    d = [a[s] - b[s] for s in sorted(a)]
+  common = sorted(set(a) & set(b))
+  if set(a) == set(b) or len(common) >= 2:
+    a, b = {s: a[s] for s in common}, {s: b[s] for s in common}
+    d = [a[s] - b[s] for s in common]
     m, lo, hi = mean_ci(d)
     if len(d) < 2:
       return Gap(m, lo, hi, None, len(d), "paired t", None)

@@ -167,11 +167,14 @@ def provenance(records: list[dict]) -> list[str]:
   commits = sorted({r["git_commit"] for r in records})
   dates = sorted(r["finished_at"] for r in records)
   seeds = sorted({r["seed"] for r in records})
+  reached = statistics.fmean(100 * r["metrics"]["eval_top1_err"] for r in records)
   versions = sorted({f"jax {r['versions']['jax']}, flax {r['versions']['flax']}" for r in records})
   lines = [
       f"- Produced by: {len(records)} runs; dataset {', '.join(datasets)}; seeds {seeds}.",
       "- Budget (preset / steps or epochs / batch / eval split): "
       + "; ".join(f"{p} / {s} / batch {b} / {e}" for p, s, b, e in budget) + ".",
+      f"- What the budget reached: {reached:.2f}% top-1 error on average over the "
+      f"{len(records)} runs.",
       f"- Recipe: SGD, linear decay to 0; {'; '.join(recipes)}.",
       f"- Device: {'; '.join(devices)}. Libraries: {'; '.join(versions)}.",
       f"- Commit(s): {', '.join(commits)}. Runs finished {dates[0]} .. {dates[-1]}.",
@@ -432,8 +435,8 @@ def build(sweep_name: str, records: list[dict], out_dir: str | Path) -> list[Pat
 
   md = [f"# {sweep_name}: {builder.__doc__.strip()}", "",
         "Top-1 error (%), ours: mean over seeds [95% t-interval] (n seeds); gaps: mean "
-        "difference [95% CI] and two-sided p (paired t-test on the per-seed differences when "
-        "both cells hold the same seeds, else Welch). Paper: ImageNet top-1 error.", "",
+        "difference [95% CI] and two-sided p (paired t-test on the per-seed differences of the seeds "
+        "both cells share, n = the pairs; else Welch). Paper: ImageNet top-1 error.", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
   if len({r["seed"] for r in records}) < 2:

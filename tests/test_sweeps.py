@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sweep_configs_expand_to_the_papers_grids():
-  # The default job: one row (0.25x g8) with and without shuffle, 6 seeds per arm, vmapped.
+  # The default job: one row (0.25x g3) with and without shuffle, 6 seeds per arm, vmapped.
   finding = ablation_shuffle.get_config()
   groups = sweep.seed_groups(sweep.expand(finding), finding)
   assert [[r.run_id for r in g] for g in groups] == [
-      [f"shufflenet_0.25x_g8-seed{s}" for s in range(6)],
-      [f"shufflenet_0.25x_g8_noshuffle-seed{s}" for s in range(6)]]
+      [f"shufflenet_0.25x_g3-seed{s}" for s in range(6)],
+      [f"shufflenet_0.25x_g3_noshuffle-seed{s}" for s in range(6)]]
   ids = [r.run_id for r in sweep.expand(ablation_shuffle.get_config("quick"))]
   assert len(ids) == 12 and len(set(ids)) == 12
   assert "shufflenet_0.25x_g8_noshuffle-seed0" in ids and "shufflenet_1.0x_g3-seed0" in ids
