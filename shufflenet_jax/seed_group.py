@@ -260,10 +260,14 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
     for m in managers:
       m.wait_until_finished()
 
+    t_eval = time.time()
     finals = evaluate(state)
+    t_count = time.time()
     counted = complexity.model_complexity(
         config.model, (config.image_size, config.image_size), **train.model_kwargs(config))
     paper_arch = complexity.model_complexity(config.model)
+    logging.info("final eval of %d seeds in %.0f s, complexity counted in %.0f s", k,
+                 t_count - t_eval, time.time() - t_count)
     for c, w, writer, mirror, final in zip(configs, workdirs, writers, mirrors, finals):
       writer.write(step, final)
       result = records.run_record(

@@ -289,7 +289,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                             state)
     state = ckpt.restore(start_step, args=ocp.args.StandardRestore(abstract))
     logging.info("resumed from the checkpoint at step %d", start_step)
-  records.truncate_metrics(workdir, start_step)
+  records.truncate_metrics(workdir, start_step, final=start_step == total_steps)
 
   train_step = jax.jit(
       make_train_step(train_graphdef, tx, spec.num_classes, config.label_smoothing),
