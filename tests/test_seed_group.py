@@ -68,29 +68,34 @@ def test_a_seed_in_a_vmapped_group_equals_its_separate_run_float64_with_a_kill(t
   assert rg["trainer"] == {"data": "device", "seed_group": [0, 1, 2]}
 
 
+def f32_configs(seeds):
+  return [group_config(s, num_train_steps=2, checkpoint_every_steps=2,
+                       learning_rate=STABLE_LR) for s in seeds]
+
+
 def test_a_seed_in_a_vmapped_group_equals_its_separate_run_float32(tmp_path):
   """float32: the group member equals the separate run to 1e-5 after 2 steps. vmap changes
   the float32 kernels (the first step already differs by ~3e-8), and float32 differences
   then grow in jumps (measured here: 1.8e-5 after 4 steps; 4e-4 after 20 in a plain loop;
   perturbing one run's initial parameters by one part in 1e7 grows the same way with no
   vmap at all), so float32 equality holds only over a few steps; the float64 test above is
-  the exact check over 20 steps with a kill."""
-  configs = [group_config(s, num_train_steps=2, checkpoint_every_steps=2,
-                          learning_rate=STABLE_LR) for s in (0, 1)]
-  seed_group.train_group(configs, [tmp_path / "g0", tmp_path / "g1"])
+  the exact check over 20 steps with a kill.
+
+  Then the group again: finished seeds are skipped; with one seed's result removed only that
+  seed trains (resuming from its last checkpoint) and the other's record stays as it was."""
+  configs, dirs = f32_configs((0, 1)), [tmp_path / "g0", tmp_path / "g1"]
+  seed_group.train_group(configs, dirs)
   seed_group.train_group([configs[1]], [tmp_path / "solo1"])
-  group, solo = final_state(tmp_path / "g1")[1], final_state(tmp_path / "solo1")[1]
+  group, solo = final_state(dirs[1])[1], final_state(tmp_path / "solo1")[1]
   assert max_diff(group["params"], solo["params"]) <= 1e-5
-
-
-def test_finished_seeds_are_skipped_and_not_retrained(tmp_path):
-  configs = [group_config(s, num_train_steps=4, checkpoint_every_steps=4) for s in (0, 1)]
-  seed_group.train_group(configs[:1], [tmp_path / "s0"])
-  before = (tmp_path / "s0" / "result.json").read_text()
-  records = seed_group.train_group(configs, [tmp_path / "s0", tmp_path / "s1"])
-  assert (tmp_path / "s0" / "result.json").read_text() == before
+  kept = (dirs[1] / "result.json").read_text()
+  (dirs[0] / "result.json").unlink()
+  records = seed_group.train_group(configs, dirs)
+  assert (dirs[1] / "result.json").read_text() == kept
   assert [r["seed"] for r in records] == [0, 1]
-  assert records[1]["trainer"]["seed_group"] == [1]  # only the unfinished seed trained
+  assert records[0]["trainer"]["seed_group"] == [0]  # only the unfinished seed trained
+  lines = [json.loads(l) for l in (dirs[0] / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines] == [2, 2] and "eval_top1_err" in lines[-1]
 
 
 @pytest.mark.parametrize("configs, dirs, message", [
@@ -147,8 +152,8 @@ sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # import 
 sys.path.insert(0, {ROOT!r})
 from tests.tiny import tiny_config
 from shufflenet_jax import seed_group
-cs = [tiny_config(seed=s, num_train_steps=2, checkpoint_every_steps=2, data_on_device=True)
-      for s in (0, 1)]
+from tests.test_seed_group import f32_configs  # the float32 test's programs: cached
+cs = f32_configs((0, 1))
 print([r["seed"] for r in seed_group.train_group(cs, [{str(tmp_path)!r} + f"/s{{s}}" for s in (0, 1)])])
 assert not [m for m, v in sys.modules.items() if m.startswith("tensorflow") and v is not None]
 """
