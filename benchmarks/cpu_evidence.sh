@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The powered evidence of issue 25 on a CPU machine, across sessions: each sweep at the
+# `power` budget (1 epoch, 6 seeds), cheapest widths first, resuming from the records
+# already committed under results/records/<sweep>/ (copied into the workdir, so the runner
+# skips them), harvesting every finished run back into results/records/ and rebuilding
+# results/ (commit them as they come). Run in the background:
+#   nohup benchmarks/cpu_evidence.sh > runs/evidence.log 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+
+harvest() {  # finished runs of every power workdir -> results/records/<sweep>/, tables
+  for src in runs/*-power/runs; do
+    [ -d "$src" ] || continue
+    sweep=$(basename "$(dirname "$src")"); sweep=${sweep%-power}
+    for d in "$src"/*/; do
+      [ -f "$d/result.json" ] || continue
+      dst="results/records/$sweep/$(basename "$d")"
+      mkdir -p "$dst" && cp "$d/result.json" "$d/config.json" "$dst/"
+    done
+  done
+  $PY -m experiments.tables > /dev/null
+}
+
+run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5")
+  local sweep=$1 widths=$2 work=runs/$1-power
+  mkdir -p "$work/runs"
+  if [ -d "results/records/$sweep" ]; then
+    for d in results/records/"$sweep"/*/; do
+      [ -d "$work/runs/$(basename "$d")" ] || cp -r "$d" "$work/runs/"
+    done
+  fi
+  $PY main.py --config=configs/$sweep.py:power --workdir="$work" \
+    --config.sweep.width="($widths)" || echo "warning: $sweep at ${widths}x stopped ($?)"
+}
+
+( while sleep 300; do harvest; done ) &
+trap 'kill $! 2>/dev/null; harvest' EXIT
+run ablation_shuffle "0.25,"
+run ablation_groups "0.25,"
+run ablation_shuffle "0.5,"
+run ablation_groups "0.5,"
+run ablation_depth "0.5,"
+run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
+run ablation_shuffle "1.0,"
