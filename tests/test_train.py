@@ -298,11 +298,13 @@ def _check_preset_record(preset: str, record: str, steps: int, floor: float, **d
   recorded = json.loads((record / "config.json").read_text())
   config = json.loads(default.get_config(preset).to_json())
   config.pop("wandb"), recorded.pop("wandb")
-  # Speed-only switches added after a record was made: any value computes the same network
-  # (tests/test_shufflenet.py), so a record without them is still the preset's run.
-  for key in ("pool_impl", "materialize_units"):
+  # Switches added after a record was made, at the values that reproduce it: the speed-only
+  # ones (any value computes the same network, tests/test_shufflenet.py) and the tf.data
+  # pipeline with one seed per program (data_on_device, seeds_per_program).
+  for key, same in (("pool_impl", "auto"), ("materialize_units", "auto"),
+                    ("data_on_device", False), ("seeds_per_program", 1)):
     if key not in recorded:
-      assert config.pop(key) == "auto", key
+      assert config.pop(key) == same, key
   for key, value in differs.items():
     config.pop(key)
     assert recorded.pop(key) == value, key
