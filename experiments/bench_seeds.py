@@ -98,10 +98,11 @@ def main(argv=None) -> int:
     per_hour_cached = 3600 / (args.budget * step[1])
     for k in ks:
       per_hour = 3600 * k / (compile_s[k] + args.budget * step[k])
-      rows.append([model, k, f"{compile_s[k]:.1f}", f"{step[k] * 1000:.0f}",
+      rows.append([model, k, f"{compile_s[k]:.1f}",
+                   f"{step[k] * 1000:.0f} [{min(times[k]) * 1000:.0f}-{max(times[k]) * 1000:.0f}]",
                    f"{k * args.batch / step[k]:.0f}", f"{per_hour:.1f}",
                    f"{per_hour / per_hour_sep:.2f}x", f"{per_hour / per_hour_cached:.2f}x"])
-  header = ["model", "k", "first compile (s)", "step (ms)", "images/s (all seeds)",
+  header = ["model", "k", "first compile (s)", "step (ms): median [min-max]", "images/s (all seeds)",
             "seed-runs/hour", "vs k separate runs", "vs separate runs, cached compile"]
   md = ["# Seeds in one program: seed-runs per hour", "",
         f"`python -m experiments.bench_seeds --models={args.models} --ks={args.ks} "
