@@ -12,7 +12,6 @@ any number of processes, and every process runs the same number of eval batches.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import gzip
 import math
