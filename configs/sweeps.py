@@ -23,7 +23,8 @@ Budgets (``configs/<sweep>.py:<preset>``):
   power    one epoch (469 steps of batch 128) per run with the single-run recipe of
            configs/default.py (lr 3.2 per 1024 images, the classifier's at 0.05x), full test
            set, 6 seeds: the budget of the committed, powered tables (results/); 0.25x g3
-           reaches ~86% there against ~91-93% converged, over 90% of it
+           reaches ~85% there (seeds 0-4: 83.8-85.7%) against 93.1-93.3% for 0.5x g3 at 12
+           epochs, over 90% of it
   long     the same as proxy with 10 epochs per run: for a GPU (minutes per sweep), or CPU days
   imagenet the paper's recipe (configs/imagenet.py) on imagenet2012
 """
