@@ -18,7 +18,17 @@ from shufflenet_jax import malloc
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
+flags.DEFINE_bool("distributed", False, "Join a multi-process run (jax.distributed.initialize): "
+                  "the cluster from the flags below, their JAX_* environment variables, or "
+                  "SLURM/Open MPI/TPU detection. Implied by any of the flags below.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator "
+                    "(env JAX_COORDINATOR_ADDRESS).")
+flags.DEFINE_string("num_processes", None, "Number of processes (env JAX_NUM_PROCESSES).")
+flags.DEFINE_string("process_id", None, "This process's index, 0..num_processes-1 "
+                    "(env JAX_PROCESS_ID).")
+flags.DEFINE_string("local_device_ids", None, "Comma-separated local devices this process "
+                    "uses (env JAX_LOCAL_DEVICE_IDS); default all.")
+flags.DEFINE_integer("distributed_timeout", 300, "Seconds to wait for every process to join.")
 flags.DEFINE_string("worker", "0/1", "For sweeps: i/n runs every n-th run starting at i, so n "
                     "processes or hosts split one sweep without overlap.")
 config_flags.DEFINE_config_file("config", None, "Config file (path.py[:preset]).",
@@ -58,6 +68,13 @@ def main(argv):
     FLAGS.config.get("task")
   except OSError as e:  # ml_collections defers a config file's load error to its first use
     _fail(f"--config={FLAGS['config'].config_filename}: {str(e).strip().splitlines()[-1].strip()}")
+  from shufflenet_jax import cluster
+  names = ("coordinator_address", "num_processes", "process_id", "local_device_ids")
+  try:  # checked before anything heavy is imported
+    cluster_kwargs = cluster.settings({n: FLAGS[n].value for n in names})
+  except cluster.ClusterError as e:
+    _fail(str(e))
+  distributed = FLAGS.distributed or any(FLAGS[n].value is not None for n in names)
   # tf.data only feeds the host; keep TensorFlow off any accelerator. Without TensorFlow
   # (a GPU image) the on-device pipeline still runs (--config.data_on_device=True).
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -68,6 +85,15 @@ def main(argv):
     pass
   import jax
 
+  if distributed:
+    if cluster_kwargs.get("process_id", 0) != 0:  # quiet from the start where known
+      logging.set_verbosity(logging.WARNING)
+    try:
+      cluster.initialize(cluster_kwargs, FLAGS.distributed_timeout)
+    except cluster.ClusterError as e:
+      _fail(str(e))
+    if jax.process_index() != 0:  # one log: the others report warnings and errors only
+      logging.set_verbosity(logging.WARNING)
   from shufflenet_jax import compile_cache, datasets, records, train
 
   cache = compile_cache.enable()
@@ -75,8 +101,6 @@ def main(argv):
   # Orbax logs every step of every save at INFO; keep the run's own progress readable.
   logging.get_absl_handler().addFilter(
       lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
-  if FLAGS.distributed:
-    jax.distributed.initialize()
   config = FLAGS.config
   logging.info("JAX process %d / %d; devices: %s", jax.process_index(), jax.process_count(),
                jax.devices())

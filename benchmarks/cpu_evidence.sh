@@ -26,7 +26,8 @@ run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5")
   local sweep=$1 widths=$2 work=runs/$1-power
   mkdir -p "$work/runs"
   if [ -d "results/records/$sweep" ]; then
-    for d in results/records/"$sweep"/*/; do
+    for d in results/records/"$sweep"/*/; do  # the power budget's records only
+      grep -q '"preset": "power"' "$d/config.json" || continue
       [ -d "$work/runs/$(basename "$d")" ] || cp -r "$d" "$work/runs/"
     done
   fi

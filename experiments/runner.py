@@ -17,6 +17,7 @@ from absl import logging
 
 from experiments import sweep
 from shufflenet_jax import seed_group, train
+from shufflenet_jax.records import writes_records as records_writer
 
 
 def default_workdir(config) -> Path:
@@ -36,7 +37,7 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
   t0, trained = time.time(), 0
   for k, group in enumerate(sweep.seed_groups(mine, config), 1):
     dirs = [root / "runs" / run.run_id for run in group]
-    todo = [run for run, d in zip(group, dirs) if not (d / "result.json").exists()]
+    todo = [run for run, d in zip(group, dirs) if not finished(run, d)]
     names = ", ".join(run.run_id for run in group)
     if not todo:
       logging.info("[%d] %s: done already, skipped", k, names)
@@ -58,6 +59,8 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
     logging.info("sweep %d/%d runs done, this worker's ETA %.0f min",
                  len(runs) - _count_missing(root, runs), len(runs), eta / 60)
   missing = _count_missing(root, runs)
+  if not records_writer():
+    return []  # process 0 of a multi-process sweep builds the table
   if missing:
     logging.info("%d runs of the sweep are still missing (other workers?); the table is "
                  "built when all are done: python -m experiments.tables --records %s/runs "
@@ -83,6 +86,26 @@ def summary(md_path: Path) -> str:
   lines = md_path.read_text().splitlines()
   end = lines.index("**Provenance:**") if "**Provenance:**" in lines else len(lines)
   return "\n".join(l for l in lines[:end] if l.startswith(("|", "- ", "#")))
+
+
+# What a finished run must share with the sweep's run of the same id to count as done.
+_SAME = ("model", "seed", "dataset", "preset", "num_epochs", "num_train_steps", "batch_size",
+         "learning_rate", "image_size", "train_split", "eval_split")
+
+
+def finished(run, workdir: Path) -> bool:
+  """Whether ``workdir`` holds ``run``'s result. A result of another budget or recipe (a
+  record copied from another preset) is refused, not silently counted as this run."""
+  path = workdir / "result.json"
+  if not path.exists():
+    return False
+  done = json.loads(path.read_text()).get("config", {})
+  differ = [k for k in _SAME if k in done and done[k] != run.config.get(k)]
+  if differ:
+    raise ValueError(f"{workdir} holds a finished run whose " + ", ".join(
+        f"{k}={done[k]!r}" for k in differ) + " differ from this sweep's (" + ", ".join(
+        f"{k}={run.config.get(k)!r}" for k in differ) + "); move it out of the sweep's workdir")
+  return True
 
 
 def run_on_device(config) -> bool:

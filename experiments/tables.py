@@ -428,6 +428,17 @@ def build(sweep_name: str, records: list[dict], out_dir: str | Path) -> list[Pat
   if not records:
     raise ValueError(f"no run records for sweep {sweep_name!r}")
   records = sorted(records, key=lambda r: (r["model"], r["seed"]))
+  budgets = {}
+  for r in records:
+    c = r["config"]
+    key = (f"preset {c.get('preset')}, " + (f"{c['num_train_steps']} steps" if
+           c["num_train_steps"] > 0 else f"{c['num_epochs']:g} epochs")
+           + f", batch {c['batch_size']}, lr {c['learning_rate']:g}")
+    budgets.setdefault(key, []).append(f"{r['model']}-seed{r['seed']}")
+  if len(budgets) > 1:  # a table compares arms trained alike, or it compares budgets
+    raise ValueError(f"the records of {sweep_name!r} mix budgets: " + "; ".join(
+        f"{k} ({len(v)} runs, e.g. {v[0]})" for k, v in budgets.items())
+        + ". Keep one budget per records directory (move the others elsewhere).")
   builder = BUILDERS[sweep_name]
   header, rows, findings, figure = builder(records)
   out = Path(out_dir)

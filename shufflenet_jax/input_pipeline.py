@@ -192,51 +192,74 @@ def _options():
   return options
 
 
-def train_dataset(config, *, start_step: int = 0, process_index: int = 0,
-                  process_count: int = 1) -> tf.data.Dataset:
-  """Infinite stream of this process's batches of ``config.batch_size // process_count``,
-  starting at ``start_step``."""
+def batch_rows(rows: tuple[int, int] | None, batch_size: int) -> tuple[int, int]:
+  """(start, stop) of the rows of each global batch this process feeds; ``None``: all."""
+  start, stop = rows if rows is not None else (0, batch_size)
+  if not 0 <= start < stop <= batch_size:
+    raise ValueError(f"rows={rows} is not a slice of a batch of {batch_size}")
+  return start, stop
+
+
+def _take_rows(ds: tf.data.Dataset, rows: tuple[int, int], batch_size: int) -> tf.data.Dataset:
+  """Of an enumerated stream of examples, this process's rows of each global batch.
+
+  Multi-process runs: every process reads the same global stream (the same order and
+  augmentation whatever the process count) and decodes only its own rows, so N processes x
+  1 device train on exactly the batches of 1 process x N devices."""
+  start, stop = rows
+  if (start, stop) == (0, batch_size):
+    return ds
+  return ds.filter(lambda n, _: tf.logical_and(n % batch_size >= start,
+                                               n % batch_size < stop))
+
+
+def train_dataset(config, *, start_step: int = 0,
+                  rows: tuple[int, int] | None = None) -> tf.data.Dataset:
+  """Infinite stream of the global batches of ``config.batch_size`` from ``start_step`` on,
+  or of their ``rows`` (start, stop) only (this process's share in a multi-process run)."""
   spec = dataset_spec(config.dataset)
   builder = get_builder(config)
-  if config.batch_size % process_count:
-    raise ValueError(f"batch_size={config.batch_size} is not divisible by the "
-                     f"{process_count} processes")
-  local_batch = config.batch_size // process_count
-  split = tfds.split_for_jax_process(splits(config)[0], process_index=process_index,
-                                     process_count=process_count)
-  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=_decoders(config),
+  rows = batch_rows(rows, config.batch_size)
+  ds = builder.as_dataset(split=splits(config)[0], shuffle_files=False,
+                          decoders=_decoders(config),
                           read_config=tfds.ReadConfig(shuffle_seed=config.seed))
   if config.get("cache", True):
     ds = ds.cache()
-  seed = config.seed + 7919 * process_index
-  ds = ds.repeat().shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  ds = ds.enumerate().skip(start_step * local_batch)
-  ds = ds.map(_train_preprocess(config, spec, seed), num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.batch(local_batch, drop_remainder=True).prefetch(2)
+  ds = ds.repeat().shuffle(config.shuffle_buffer, seed=config.seed,
+                           reshuffle_each_iteration=True)
+  ds = ds.enumerate().skip(start_step * config.batch_size)
+  ds = _take_rows(ds, rows, config.batch_size)
+  ds = ds.map(_train_preprocess(config, spec, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(rows[1] - rows[0], drop_remainder=True).prefetch(2)
   return ds.with_options(_options())
 
 
-def eval_dataset(config, *, process_index: int = 0, process_count: int = 1):
-  """(dataset, number of batches): the eval split, padded with mask=0 examples to the same
-  number of full batches on every process."""
+def eval_dataset(config, *, rows: tuple[int, int] | None = None):
+  """(dataset, number of batches): the eval split padded with mask=0 examples to whole
+  batches of ``config.eval_batch_size``, or those batches' ``rows`` (this process's share);
+  every process gets the same number of batches."""
   spec = dataset_spec(config.dataset)
   builder = get_builder(config)
-  local_batch = config.eval_batch_size // process_count
+  batch = config.eval_batch_size
+  rows = batch_rows(rows, batch)
   eval_split = splits(config)[1]
-  split = tfds.split_for_jax_process(eval_split, process_index=process_index,
-                                     process_count=process_count, drop_remainder=False)
-  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=_decoders(config))
+  ds = builder.as_dataset(split=eval_split, shuffle_files=False, decoders=_decoders(config))
   try:
-    shard_max = math.ceil(builder.info.splits[eval_split].num_examples / process_count)
-  except KeyError:  # no split metadata (tfds.testing.mock_data): count this shard
-    shard_max = int(ds.reduce(0, lambda n, _: n + 1))
-  num_batches = math.ceil(shard_max / local_batch)
+    num_examples = builder.info.splits[eval_split].num_examples
+  except KeyError:  # no split metadata (tfds.testing.mock_data): count them
+    num_examples = int(ds.reduce(0, lambda n, _: n + 1))
+  num_batches = math.ceil(num_examples / batch)
+  # This process's real examples (only those are decoded), then padding to whole batches.
+  start, stop = rows
+  full, rest = divmod(num_examples, batch)
+  mine = full * (stop - start) + max(0, min(rest, stop) - start)
+  ds = _take_rows(ds.enumerate(), rows, batch).map(lambda n, example: example)
   ds = ds.map(_eval_preprocess(config, spec), num_parallel_calls=tf.data.AUTOTUNE)
   pad = tf.data.Dataset.from_tensors({
       "image": tf.zeros([config.image_size, config.image_size, spec.channels], tf.float32),
       "label": tf.constant(0, tf.int64), "mask": tf.constant(0.0)}).repeat()
-  ds = ds.concatenate(pad).take(num_batches * local_batch)
-  ds = ds.batch(local_batch, drop_remainder=True)
+  ds = ds.concatenate(pad.take(num_batches * (stop - start) - mine))
+  ds = ds.batch(rows[1] - rows[0], drop_remainder=True)
   if config.get("cache", True):
     ds = ds.cache()
   return ds.prefetch(2).with_options(_options()), num_batches

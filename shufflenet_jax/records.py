@@ -18,14 +18,24 @@ import jax
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+def writes_records() -> bool:
+  """Only process 0 of a multi-process run writes run records, tables and wandb."""
+  return jax.process_index() == 0
+
+
 def _atomic_write(path: Path, text: str) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)  # a kill leaves the old file or the new one, never half of one
+  # A name of this process's own: no other writer can move or replace it midway.
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  try:
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a kill leaves the old file or the new one, never half of one
+  finally:
+    tmp.unlink(missing_ok=True)
 
 
 def write_config(config, workdir: Path) -> None:
-  _atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
+  if writes_records():
+    _atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
 
 
 def truncate_metrics(workdir: Path, step: int, final: bool = False) -> None:
@@ -33,7 +43,7 @@ def truncate_metrics(workdir: Path, step: int, final: bool = False) -> None:
   resumed run's metrics.jsonl equals an uninterrupted one's. ``final``: ``step`` is the
   run's last, whose final eval line (written after its checkpoint) is written again."""
   path = workdir / "metrics.jsonl"
-  if not path.exists():
+  if not writes_records() or not path.exists():
     return
   keep = []
   for line in path.read_text().splitlines():
@@ -58,7 +68,7 @@ class MetricsWriter:
         self._last.update({k: v for k, v in json.loads(line).items() if k != "step"})
 
   def write(self, step: int, metrics: dict) -> None:
-    if jax.process_index() == 0:
+    if writes_records():
       with open(self._path, "a") as f:
         f.write(json.dumps({"step": step, **metrics}) + "\n")
     self._last.update(metrics)
@@ -121,5 +131,5 @@ def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet
 
 
 def write_result(workdir: Path, result: dict) -> None:
-  if jax.process_index() == 0:
+  if writes_records():
     _atomic_write(workdir / "result.json", json.dumps(result, indent=1, sort_keys=True) + "\n")

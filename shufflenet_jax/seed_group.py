@@ -95,6 +95,9 @@ def train_group(configs: list[ml_collections.ConfigDict], workdirs: list,
                 stop_after: int | None = None) -> list[dict]:
   """Trains every unfinished seed of the group; returns all the seeds' run records."""
   check_group(configs, workdirs)
+  if jax.process_count() > 1:
+    raise ValueError("data_on_device=True trains on one process; a multi-process run uses "
+                     "the tf.data pipeline (--config.data_on_device=False)")
   workdirs = [Path(w) for w in workdirs]
   for w in workdirs:
     w.mkdir(parents=True, exist_ok=True)

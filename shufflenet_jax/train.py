@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -39,8 +40,9 @@ class NonFiniteLossError(FloatingPointError):
 
 # ------------------------------------------------------------------------------ set-up
 
-def resolve_impls(config) -> dict:
-  """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)."""
+def resolve_impls(config, devices: int | None = None) -> dict:
+  """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)
+  and the number of ``devices`` the batch is split over (default: all)."""
   platform = jax.default_backend()
   # CPU: matmul (grouped 1x1 convs as g GEMMs) + shiftvjp (shifted windows, the weight
   # gradient recomputing them in cache) trains ShuffleNet fastest on tcmalloc
@@ -49,9 +51,15 @@ def resolve_impls(config) -> dict:
   # Also on CPU: the stride-2 units' average pool as shifted windows with a separable
   # gradient, and every unit's output stored once (layers.materialize); each measured side
   # by side in experiments.bench_train.
+  # Several devices: only implementations whose sharded train step gathers no batch-sized
+  # activation (shufflenet_jax/hlo_check.py, tests/test_distributed.py). shiftvjp's weight
+  # gradient slices the batch in a loop (every device would redo the whole batch) and XLA
+  # gathers around a grouped kxk convolution (ResNeXt's 3x3 with `lax`); the grouped 1x1
+  # GEMMs (`matmul`) and the autodiff'd shifted windows (`shift`) stay per device.
   cpu = platform == "cpu"
-  auto = {"pointwise_impl": "matmul" if cpu else "lax",
-          "depthwise_impl": "shiftvjp" if cpu else "lax",
+  multi = (jax.device_count() if devices is None else devices) > 1
+  auto = {"pointwise_impl": "matmul" if cpu or multi else "lax",
+          "depthwise_impl": ("shift" if multi else "shiftvjp") if cpu else "lax",
           "pool_impl": "shift" if cpu else "window",
           "materialize_units": cpu}
   out = {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
@@ -190,8 +198,13 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float):
 
 
 def topk_correct(logits, labels, k: int):
-  topk = jax.lax.top_k(logits, k)[1]
-  return jnp.any(topk == labels[:, None], axis=-1).astype(jnp.float32)
+  """1 where the label is among the ``k`` largest logits (ties: the lower class first, as
+  ``lax.top_k``), else 0. Written as the label's rank, elementwise per example: top_k over a
+  batch-sharded array made XLA gather the whole batch's logits on every device."""
+  label_logit = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  classes = jnp.arange(logits.shape[-1])
+  ahead = (logits > label_logit) | ((logits == label_logit) & (classes < labels[:, None]))
+  return (jnp.sum(ahead, axis=-1) < k).astype(jnp.float32)
 
 
 def make_train_step(graphdef, tx, num_classes: int, label_smoothing: float):
@@ -233,10 +246,22 @@ def _global_batch(batch: dict, sharding) -> dict:
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
-def evaluate(eval_step, state, config, sharding, process_index, process_count) -> dict:
+def process_rows(sharding, batch_size: int) -> tuple[int, int]:
+  """(start, stop): the rows of a global batch that this process's devices hold under the
+  batch ``sharding`` (contiguous: the mesh orders devices by process)."""
+  spans = [idx[0].indices(batch_size)[:2]
+           for idx in sharding.addressable_devices_indices_map((batch_size,)).values()]
+  start, stop = min(a for a, _ in spans), max(b for _, b in spans)
+  if sum(b - a for a, b in spans) != stop - start:
+    raise ValueError(f"this process's devices hold rows {sorted(spans)} of the batch of "
+                     f"{batch_size}: not one contiguous slice")
+  return start, stop
+
+
+def evaluate(eval_step, state, config, sharding) -> dict:
   from shufflenet_jax import input_pipeline
-  ds, _ = input_pipeline.eval_dataset(config, process_index=process_index,
-                                      process_count=process_count)
+  ds, _ = input_pipeline.eval_dataset(
+      config, rows=process_rows(sharding, config.eval_batch_size))
   totals = None
   for batch in ds.as_numpy_iterator():
     out = eval_step(state, _global_batch(batch, sharding))
@@ -262,7 +287,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
   spec = input_pipeline.dataset_spec(config.dataset)
   total_steps = total_train_steps(config, num_train_examples(config))
-  process_index, process_count = jax.process_index(), jax.process_count()
 
   # Auto axes: XLA propagates the batch sharding through reshapes (e.g. the group-major
   # matmul), no per-op sharding annotations needed.
@@ -301,8 +325,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   mirror = WandbMirror(config, workdir)
   writer = records.MetricsWriter(workdir, mirror)
   train_iter = input_pipeline.train_dataset(
-      config, start_step=start_step, process_index=process_index,
-      process_count=process_count).as_numpy_iterator()
+      config, start_step=start_step,
+      rows=process_rows(data_sharding, config.batch_size)).as_numpy_iterator()
 
   logging.info("training %s on %s for %d steps (batch %d, %d devices)", config.model,
                config.dataset, total_steps, config.batch_size, jax.device_count())
@@ -336,14 +360,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                      img_s, _fmt_seconds(eta))
         t_log, steps_since_log = time.time(), 0
       if (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) and not last:
-        ev = evaluate(eval_step, state, config, data_sharding, process_index, process_count)
+        ev = evaluate(eval_step, state, config, data_sharding)
         writer.write(step, ev)
         logging.info("step %d eval: top-1 err %.2f%%", step, 100 * ev["eval_top1_err"])
       if step % config.checkpoint_every_steps == 0 or last:
         ckpt.save(step, args=ocp.args.StandardSave(state))
     ckpt.wait_until_finished()
 
-    final = evaluate(eval_step, state, config, data_sharding, process_index, process_count)
+    final = evaluate(eval_step, state, config, data_sharding)
     writer.write(step, final)
     logging.info("final eval: top-1 err %.2f%%, top-5 err %.2f%% on %d examples",
                  100 * final["eval_top1_err"], 100 * final["eval_top5_err"],
@@ -359,6 +383,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         commit=commit, implementations=resolve_impls(config))
     records.write_result(workdir, result)
     mirror.summary(result)
+    if jax.process_count() > 1:  # every process leaves once process 0's record is written
+      multihost_utils.sync_global_devices(f"result {workdir}")
     return result
   finally:
     ckpt.wait_until_finished()

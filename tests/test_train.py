@@ -240,15 +240,29 @@ def test_train_stream_is_deterministic_and_resumable():
 
 def test_eval_counts_every_example_once_on_any_process_count():
   c = tiny_config(eval_split="test[:130]", eval_batch_size=60)
-  for process_count in (1, 2, 3):
-    counted, num_batches = 0, set()
-    for pi in range(process_count):
-      ds, n = input_pipeline.eval_dataset(c, process_index=pi, process_count=process_count)
-      batches = list(ds.as_numpy_iterator())
-      assert len(batches) == n
-      num_batches.add(n)
-      counted += sum(int(b["mask"].sum()) for b in batches)
-    assert counted == 130 and len(num_batches) == 1  # same batch count on every process
+  whole, n = input_pipeline.eval_dataset(c)
+  whole = list(whole.as_numpy_iterator())
+  assert n == len(whole) == 3 and sum(int(b["mask"].sum()) for b in whole) == 130
+  for process_count in (2, 3):
+    step = 60 // process_count
+    shares = [list(input_pipeline.eval_dataset(c, rows=(i * step, (i + 1) * step))[0]
+                   .as_numpy_iterator()) for i in range(process_count)]
+    assert {len(s) for s in shares} == {3}  # the same batch count on every process
+    for b, parts in zip(whole, zip(*shares)):  # the processes' rows make the global batch
+      for key in b:
+        np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), b[key])
+
+
+def test_processes_feed_their_rows_of_the_same_global_batches():
+  c = tiny_config()
+  whole = list(input_pipeline.train_dataset(c, start_step=2).take(2).as_numpy_iterator())
+  halves = [list(input_pipeline.train_dataset(c, start_step=2, rows=rows).take(2)
+                 .as_numpy_iterator()) for rows in ((0, 16), (16, 32))]
+  for b, lo, hi in zip(whole, *halves):
+    for key in b:
+      np.testing.assert_array_equal(np.concatenate([lo[key], hi[key]]), b[key])
+  with pytest.raises(ValueError, match=r"rows=\(16, 40\) is not a slice of a batch of 32"):
+    input_pipeline.train_dataset(c, rows=(16, 40))
 
 
 def _first_update(config, params, grads):
@@ -353,3 +367,15 @@ def test_auto_implementations_on_cpu_and_bad_switches():
   c.materialize_units = "sometimes"
   with pytest.raises(ValueError, match="materialize_units='sometimes'; valid: auto, true, false"):
     train.resolve_impls(c)
+
+
+def test_topk_correct_is_lax_top_k_membership_ties_included():
+  import jax
+  import jax.numpy as jnp
+  rng = np.random.RandomState(0)
+  logits = rng.randint(-3, 3, size=(512, 10)).astype(np.float32)  # many ties
+  labels = rng.randint(0, 10, size=512)
+  for k in (1, 5):
+    expected = np.any(np.asarray(jax.lax.top_k(logits, k)[1]) == labels[:, None], axis=-1)
+    got = np.asarray(train.topk_correct(jnp.asarray(logits), jnp.asarray(labels), k))
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
