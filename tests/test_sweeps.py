@@ -209,3 +209,28 @@ def test_provenance_states_a_classifier_lr_scale():
   record["config"]["classifier_lr_scale"] = 0.1
   recipe = [line for line in tables.provenance([record]) if line.startswith("- Recipe")]
   assert len(recipe) == 1 and "classifier lr x0.1, " in recipe[0], recipe
+
+
+def test_a_finished_run_of_another_budget_is_refused_not_skipped(tmp_path):
+  """A result.json copied in from another preset must not count as this sweep's run."""
+  import json
+  c = _tiny_sweep()
+  run = sweep.expand(c)[0]
+  workdir = tmp_path / "runs" / run.run_id
+  workdir.mkdir(parents=True)
+  config = json.loads(run.config.to_json_best_effort())
+  config.update(preset="proxy", num_train_steps=-1, num_epochs=0.5)
+  (workdir / "result.json").write_text(json.dumps({"config": config}))
+  with pytest.raises(ValueError, match=r"preset='proxy', num_epochs=0.5, num_train_steps=-1 "
+                                       r"differ from this sweep's \(preset='test'"):
+    runner.run_sweep(c, tmp_path)
+
+
+def test_tables_refuse_records_of_mixed_budgets():
+  import json
+  records = [json.loads(p.read_text()) for p in
+             sorted((ROOT / "results/records/ablation_shuffle").glob("*/result.json"))[:4]]
+  records[1]["config"]["preset"], records[1]["config"]["num_epochs"] = "proxy", 0.5
+  with pytest.raises(ValueError, match=r"mix budgets: preset power, 1 epochs, .*; preset "
+                                       r"proxy, 0.5 epochs"):
+    tables.build("ablation_shuffle", records, "/nonexistent")
