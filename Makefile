@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    creates .venv, installs requirements.txt and Fashion-MNIST, runs the main job
-#   make test   the same set-up, then the test suite
+#   make test   the same set-up, then the test suite (make test-fast: the unit tests only)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 PRELOAD = env $$([ -f $(TCMALLOC) ] && echo LD_PRELOAD=$(TCMALLOC))
 WORKDIR ?= runs/ablation_shuffle
 
-.PHONY: setup data run test complexity bench gpu-bundle
+.PHONY: setup data run test test-fast complexity bench gpu-bundle
 
 setup: $(VENV)/.installed data
 
@@ -37,6 +37,10 @@ run: setup
 
 test: setup
 	$(PRELOAD) $(PY) -m pytest -q --durations=10 tests
+
+# The unit tests only (no training, launches or many-model compiles): while editing.
+test-fast: setup
+	$(PRELOAD) $(PY) -m pytest -q --durations=5 -m "not slow" tests
 
 complexity: setup
 	$(PY) -m shufflenet_jax.complexity

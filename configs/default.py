@@ -29,7 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = "shufflenet_0.5x_g3"
   c.model_kwargs = ml_collections.ConfigDict({"stem": "small"})
   # True (not the paper's): every stride-1 unit starts as the identity (its last BN scale at
-  # 0), for the models that take it (ShuffleNet). See README "The model" for what it changed.
+  # 0), for the models that take it (ShuffleNet). See docs/training.md for what it changed.
   c.zero_init_residual = False
   c.pointwise_impl = "auto"  # auto | lax | einsum | matmul | blockdiag | groupmajor
   c.depthwise_impl = "auto"  # auto | lax | shift | shiftvjp
@@ -63,7 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_batch_size = 500
   c.num_epochs = 12.0
   c.num_train_steps = -1       # > 0 overrides num_epochs
-  # lr and classifier_lr_scale, not the paper's (README "The model"): peak 0.4 at batch 128,
+  # lr and classifier_lr_scale, not the paper's (docs/training.md): peak 0.4 at batch 128,
   # the classifier at 1/20 of it (0.02); results/proxy_lr3.2_fc0.05/ and results/quick/ hold
   # the measured runs. The sweeps (configs/sweeps.py) and configs/imagenet.py keep one lr.
   c.learning_rate = 3.2        # at lr_reference_batch; scaled linearly with batch_size
@@ -84,7 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if preset == "quick":
     # 329 steps. On a 1-epoch budget this recipe reached 86.1% against 82.7% with lr 1.6
-    # for every layer (README "Results"); 0.7 epoch keeps the run well inside 5 CPU minutes.
+    # for every layer (results/README.md); 0.7 epoch keeps the run well inside 5 CPU minutes.
     c.model = "shufflenet_0.25x_g3"
     c.num_epochs = 0.7
     c.eval_every_steps = -1

@@ -1,4 +1,4 @@
-"""The paper's ImageNet recipe (Sec. 4; DESIGN section 4) on tfds `imagenet2012`.
+"""The paper's ImageNet recipe (Sec. 4; docs/design.md section 4) on tfds `imagenet2012`.
 
   python main.py --config=configs/imagenet.py --workdir=runs/imagenet_1.0x_g3 \\
       --config.data_dir=/path/to/tensorflow_datasets

@@ -71,7 +71,7 @@ def sweep_config(name: str, axes: dict, arg: str | None) -> ml_collections.Confi
     c.learning_rate = 0.8
     c.label_smoothing = 0.0  # the paper's recipe
     c.classifier_lr_scale = 1.0  # the paper's: one lr for every layer
-    # Not the paper's: every stride-1 unit starts as the identity (README "The model"): no
+    # Not the paper's: every stride-1 unit starts as the identity (docs/training.md): no
     # early loss spike at 1x and up, the same init for every point of a grid.
     c.zero_init_residual = True
     c.warmup_steps = 200 if preset == "long" else 50

@@ -12,7 +12,7 @@ largest change of any conv kernel's norm since initialization. Then, for each of
 mean squared norm |f|^2 of the pooled features the classifier sees, the curvature of a
 K-class softmax layer on them at uniform predictions (~|f|^2 / K), and the largest learning
 rate SGD with momentum m is stable at on that curvature, 2 (1 + m) / curvature.
-README "The model" quotes these figures.
+docs/training.md quotes these figures.
 """
 
 from __future__ import annotations

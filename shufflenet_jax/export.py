@@ -1,4 +1,4 @@
-"""JAX -> TFLite / LiteRT export, its checks, and a CPU latency harness (DESIGN section 6).
+"""JAX -> TFLite / LiteRT export, its checks, and a CPU latency harness (docs/design.md section 6).
 
 Path: the model (fresh, or the latest checkpoint of a run's workdir) with the plain ``lax``
 layer implementations -> ``jax2tf.convert`` (native serialization: StableHLO) ->

@@ -1,4 +1,4 @@
-"""The run records in a workdir (DESIGN section 5): config.json, metrics.jsonl, result.json.
+"""The run records in a workdir (docs/design.md section 5): config.json, metrics.jsonl, result.json.
 
 Tables are built from result.json alone; everything a table states about provenance
 (device, library versions, commit) is recorded here, when the run finishes.

@@ -5,7 +5,7 @@ The model is split once into a static graph definition and a pytree state
 ``jax.sharding.Mesh`` with the batch sharded on the ``data`` axis and the state replicated,
 so the same code runs on one CPU, several GPUs or many hosts.
 
-Workdir layout (DESIGN section 5): config.json, metrics.jsonl (one JSON object per logged
+Workdir layout (docs/design.md section 5): config.json, metrics.jsonl (one JSON object per logged
 step), checkpoints/ (orbax), wandb/ (the mirror), result.json (on completion).
 """
 
@@ -41,7 +41,7 @@ class NonFiniteLossError(FloatingPointError):
 # ------------------------------------------------------------------------------ set-up
 
 def resolve_impls(config, devices: int | None = None) -> dict:
-  """'auto' picks the fastest verified implementation for the platform (DESIGN section 7)
+  """'auto' picks the fastest verified implementation for the platform (docs/design.md section 7)
   and the number of ``devices`` the batch is split over (default: all)."""
   platform = jax.default_backend()
   # CPU: matmul (grouped 1x1 convs as g GEMMs) + shiftvjp (shifted windows, the weight
@@ -145,8 +145,8 @@ def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransforma
                      f"rest of the network)")
   if scale == 1.0:
     return sgd(schedule)
-  # Not the paper's: the classifier's lr is the schedule times ``scale`` (README, "The
-  # model": on 10 classes the FC's curvature ~ |pooled features|^2 / 10 makes plain SGD on
+  # Not the paper's: the classifier's lr is the schedule times ``scale`` (docs/training.md:
+  # on 10 classes the FC's curvature ~ |pooled features|^2 / 10 makes plain SGD on
   # it unstable at the body's lr).
   return optax.multi_transform(
       {"body": sgd(schedule), "classifier": sgd(lambda step: scale * schedule(step))},

@@ -1,14 +1,11 @@
 import atexit
 import os
 import shutil
-import sys
 import tempfile
-from pathlib import Path
 
 # Tests run on the CPU in float32 with exact matmuls, whatever machine they are on.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # One persistent XLA compilation cache per test session, in a fresh temporary directory
 # that is removed at the end (nothing carries over between sessions). The sweep, resume and

@@ -1,4 +1,4 @@
-"""MACs and parameter counts read off the traced models, against DESIGN and the paper."""
+"""MACs and parameter counts read off the traced models, against docs/design.md and the paper."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 
 from shufflenet_jax import complexity
 
-# DESIGN section 3: MACs (MFLOPs, conv + FC, 224x224) and trainable parameters at 1x.
+# docs/design.md section 3: MACs (MFLOPs, conv + FC, 224x224) and trainable parameters at 1x.
 EXPECTED_1X = {1: (143.1, 1_531_936), 2: (140.8, 1_733_848), 3: (137.5, 1_865_728),
                4: (134.3, 1_968_344), 8: (138.4, 2_434_768)}
 

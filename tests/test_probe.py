@@ -1,4 +1,4 @@
-"""experiments/probe_classifier.py: the figures README "The model" quotes come from it."""
+"""experiments/probe_classifier.py: the figures docs/training.md quotes come from it."""
 
 import numpy as np
 from flax import nnx

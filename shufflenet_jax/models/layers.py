@@ -12,7 +12,7 @@ one implementation loads under any other:
 * depthwise 3x3 kernel: ``(3, 3, 1, channels)``.
 
 Why several implementations: XLA:CPU lowers the weight gradient of a grouped convolution
-to a dense masked convolution, about ``groups`` times the work (DESIGN section 7); a
+to a dense masked convolution, about ``groups`` times the work (docs/design.md section 7); a
 group-major batched matmul avoids that.
 """
 
@@ -393,7 +393,7 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   """3x3 stride-2 pooling with padding 1 on each side (as the official release).
 
   The padding is an explicit ``jnp.pad`` followed by a VALID window, which exports to a
-  TFLite PAD + pool that XNNPACK accepts (DESIGN section 6). Average pooling divides by 9
+  TFLite PAD + pool that XNNPACK accepts (docs/design.md section 6). Average pooling divides by 9
   everywhere (PyTorch's ``count_include_pad=True``). Max pooling pads with zeros, which is
   exact because it only ever follows a ReLU.
 

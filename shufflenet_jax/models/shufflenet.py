@@ -1,6 +1,6 @@
 """ShuffleNet v1 (Zhang, Zhou, Lin, Sun, CVPR 2018) as Flax NNX modules.
 
-Architecture (paper Table 1, DESIGN section 3): conv1 3x3 s2 (24 ch) + BN + ReLU ->
+Architecture (paper Table 1, docs/design.md section 3): conv1 3x3 s2 (24 ch) + BN + ReLU ->
 max pool 3x3 s2 -> stages 2/3/4 of 4/8/4 ShuffleNet units (the first unit of each stage
 has stride 2) -> global average pool -> FC with bias.
 
