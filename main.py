@@ -61,6 +61,32 @@ def parse_flags(argv: list[str]) -> list[str]:
     _fail(lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}")
 
 
+def check_before_work(config, workdir: str | None, worker: str) -> None:
+  """The whole config (every run of a sweep), the workdir and --worker: a ValueError naming
+  the first bad setting (shufflenet_jax/validate.py)."""
+  from shufflenet_jax import validate
+  if config.get("task") == "arm_timing":
+    validate.check_workdir(workdir)
+    return
+  if "sweep" in config:
+    from experiments import runner, sweep
+    validate.check_sweep(config, sweep.TABLE_SWEEPS)
+    sweep.parse_worker(worker)
+    runs = sweep.expand(config)
+    seen = set()
+    for run in runs:  # each grid point once (seeds share every other setting)
+      if run.point["model"] + repr(sorted(run.point.items())[:-1]) not in seen:
+        validate.check_config(run.config)
+        seen.add(run.point["model"] + repr(sorted(run.point.items())[:-1]))
+    sweep.seed_groups(runs, config)
+    validate.check_workdir(workdir or runner.default_workdir(config))
+    return
+  if not workdir:
+    raise ValueError("--workdir is required for a single run")
+  validate.check_config(config)
+  validate.check_workdir(workdir)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -75,6 +101,10 @@ def main(argv):
   except cluster.ClusterError as e:
     _fail(str(e))
   distributed = FLAGS.distributed or any(FLAGS[n].value is not None for n in names)
+  try:  # every setting, before TensorFlow, tfds or a dataset is touched
+    check_before_work(FLAGS.config, FLAGS.workdir, FLAGS.worker)
+  except ValueError as e:
+    _fail(str(e))
   # tf.data only feeds the host; keep TensorFlow off any accelerator. Without TensorFlow
   # (a GPU image) the on-device pipeline still runs (--config.data_on_device=True).
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -29,7 +29,7 @@ lines = lambda d: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"}
                    for l in (d / "metrics.jsonl").read_text().splitlines()]
 metrics = lambda d: json.loads((d / "result.json").read_text())["metrics"]
 config = lambda d: json.loads((d / "config.json").read_text())
-names = sorted(p.name for p in w.iterdir())
+names = sorted(p.name for p in w.iterdir() if p.name != ".lock")
 assert names == ["checkpoints", "config.json", "metrics.jsonl", "result.json"], names
 assert config(w) == config(ref), "config.json differs"
 assert lines(w) == lines(ref), "metrics.jsonl differs"

@@ -16,7 +16,7 @@ from pathlib import Path
 from absl import logging
 
 from experiments import sweep
-from shufflenet_jax import seed_group, train
+from shufflenet_jax import seed_group, train, workdir_lock
 from shufflenet_jax.records import writes_records as records_writer
 
 
@@ -31,7 +31,16 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
   # an ablation finish together and a partly done sweep already has whole pairs.
   order = {s: i for i, s in enumerate(config.seeds)}
   runs = sorted(sweep.expand(config), key=lambda r: order[r.point["seed"]])
-  mine = sweep.for_worker(runs, sweep.parse_worker(worker))
+  worker_index, workers = sweep.parse_worker(worker)
+  mine = sweep.for_worker(runs, (worker_index, workers))
+  if not records_writer():
+    return _run(config, root, runs, mine, worker)
+  # One process per worker of a sweep: a second copy of the same worker fails at once.
+  with workdir_lock.hold(root, f".lock-worker-{worker_index}-of-{workers}"):
+    return _run(config, root, runs, mine, worker)
+
+
+def _run(config, root: Path, runs, mine, worker: str) -> list[Path]:
   logging.info("sweep %s (%s): %d runs, %d for worker %s, in %s", config.sweep_name,
                config.preset, len(runs), len(mine), worker, root)
   t0, trained = time.time(), 0

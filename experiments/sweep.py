@@ -14,6 +14,11 @@ import ml_collections
 
 from shufflenet_jax.models import registry
 
+# The sweeps that have a table builder (experiments/tables.py BUILDERS; a test keeps the two
+# equal): a sweep is refused at config load, before training, if it has none.
+TABLE_SWEEPS = ("ablation_groups", "ablation_shuffle", "ablation_width", "ablation_depth",
+                "compare_units", "compare_mobilenet")
+
 # Axes that choose the ShuffleNet architecture, i.e. the registry name.
 MODEL_AXES = ("width", "groups", "shuffle", "depth", "se")
 

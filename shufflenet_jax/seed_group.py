@@ -18,6 +18,7 @@ No TensorFlow is imported on this path (a GPU image may lack it); the tf.data pi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -30,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from shufflenet_jax import complexity, datasets, device_data, records, train
+from shufflenet_jax import complexity, datasets, device_data, records, train, workdir_lock
 from shufflenet_jax.wandb_mirror import WandbMirror
 
 # Fields that may differ between the members of a group (everything else must be equal).
@@ -105,7 +106,10 @@ def train_group(configs: list[ml_collections.ConfigDict], workdirs: list,
   for i in set(range(len(configs))) - set(todo):
     logging.info("%s already has result.json; seed %d skipped", workdirs[i], configs[i].seed)
   if todo:
-    _train([configs[i] for i in todo], [workdirs[i] for i in todo], stop_after)
+    with contextlib.ExitStack() as locks:  # one process per workdir
+      for i in todo:
+        locks.enter_context(workdir_lock.hold(workdirs[i]))
+      _train([configs[i] for i in todo], [workdirs[i] for i in todo], stop_after)
   return [json.loads((w / "result.json").read_text()) for w in workdirs]
 
 

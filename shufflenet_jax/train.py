@@ -29,7 +29,7 @@ from absl import logging
 from flax import nnx
 
 from shufflenet_jax import complexity, datasets
-from shufflenet_jax import records
+from shufflenet_jax import records, workdir_lock
 from shufflenet_jax.models import layers, registry
 from shufflenet_jax.wandb_mirror import WandbMirror
 
@@ -274,9 +274,18 @@ def evaluate(eval_step, state, config, sharding) -> dict:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its checkpoint if there is one) and
-  returns the run record that is also written to ``workdir/result.json``."""
-  from shufflenet_jax import input_pipeline
+  returns the run record that is also written to ``workdir/result.json``. The workdir is
+  locked for the run (shufflenet_jax/workdir_lock.py; by process 0 of a multi-process run):
+  a second process on it fails at once."""
   workdir = Path(workdir)
+  if not records.writes_records():
+    return _train_and_evaluate(config, workdir)
+  with workdir_lock.hold(workdir):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict:
+  from shufflenet_jax import input_pipeline
   workdir.mkdir(parents=True, exist_ok=True)
   if (workdir / "result.json").exists():
     logging.info("%s already has result.json; nothing to do", workdir)
@@ -345,9 +354,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         pending = []
         loss = float(np.mean([m["loss"] for m in host]))
         if not math.isfinite(loss):
+          kept = ckpt.latest_step()
           raise NonFiniteLossError(
-              f"the training loss became non-finite ({loss}) by step {step}; the last "
-              f"checkpoint is kept. Lower --config.learning_rate "
+              f"the training loss became non-finite ({loss}) by step {step}; "
+              + (f"the checkpoint of step {kept} is kept" if kept is not None
+                 else "no checkpoint was written") + ". Lower --config.learning_rate "
               f"(now {config.learning_rate}) or check the input data.")
         elapsed = time.time() - t_log
         img_s = steps_since_log * config.batch_size / max(elapsed, 1e-9)

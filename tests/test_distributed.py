@@ -61,6 +61,11 @@ def _params(workdir):
   return step, leaves
 
 
+def _listing(workdir):
+  """The workdir's files but its lock (shufflenet_jax/workdir_lock.py)."""
+  return sorted(p.name for p in workdir.iterdir() if p.name != ".lock")
+
+
 def _assert_same_run(workdir, reference):
   run, ref = (json.loads((w / "result.json").read_text()) for w in (workdir, reference))
   assert run["metrics"] == ref["metrics"]  # bitwise: the same floats
@@ -71,8 +76,7 @@ def _assert_same_run(workdir, reference):
   for a, b in zip(leaves, ref_leaves, strict=True):
     np.testing.assert_array_equal(a, b)
   # One writer: the three records, no temporary files left by either process.
-  assert sorted(p.name for p in workdir.iterdir()) == ["checkpoints", "config.json",
-                                                       "metrics.jsonl", "result.json"]
+  assert _listing(workdir) == ["checkpoints", "config.json", "metrics.jsonl", "result.json"]
 
 
 def test_two_processes_equal_one_process_with_two_devices(tmp_path, reference):
@@ -119,8 +123,7 @@ def test_a_two_process_sweep_writes_each_record_once(tmp_path):
   assert [r.name for r in runs] == ["shufflenet_0.25x_g2-seed0",
                                     "shufflenet_0.25x_g2_shallow-seed0"]
   for run in runs:
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json",
-                                                     "metrics.jsonl", "result.json"]
+    assert _listing(run) == ["checkpoints", "config.json", "metrics.jsonl", "result.json"]
     assert _metrics_lines(run) == _metrics_lines(tmp_path / "one" / "runs" / run.name)
   assert out.count("table written") == 1  # by process 0 only
   assert ((tmp_path / "two" / "results" / "ablation_depth.csv").read_bytes()

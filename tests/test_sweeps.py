@@ -234,3 +234,8 @@ def test_tables_refuse_records_of_mixed_budgets():
   with pytest.raises(ValueError, match=r"mix budgets: preset power, 1 epochs, .*; preset "
                                        r"proxy, 0.5 epochs"):
     tables.build("ablation_shuffle", records, "/nonexistent")
+
+
+def test_every_sweep_with_a_name_has_its_table_builder():
+  """main.py refuses a sweep without a builder up front (sweep.TABLE_SWEEPS)."""
+  assert set(sweep.TABLE_SWEEPS) == set(tables.BUILDERS)
