@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -258,6 +259,35 @@ def process_rows(sharding, batch_size: int) -> tuple[int, int]:
   return start, stop
 
 
+def restore_newest_readable(ckpt, abstract, where: Path):
+  """(step, state) from the newest checkpoint that restores; (0, None) when there is none.
+  An unreadable checkpoint (a truncated file, a kill mid-write) is skipped with one warning
+  naming its step and moved aside (to ``checkpoints.unreadable/``, not deleted); the run
+  then resumes from the one before (``max_to_keep`` is 2)."""
+  steps = sorted(ckpt.all_steps(), reverse=True)
+  for step in steps:
+    try:
+      state = ckpt.restore(step, args=ocp.args.StandardRestore(abstract))
+      if step != steps[0]:
+        ckpt.reload()  # forget the ones moved aside
+      return step, state
+    except Exception as e:  # orbax raises many kinds (JSON, tensorstore, OS errors)
+      text = str(e).strip().splitlines()
+      aside = where.parent / "checkpoints.unreadable" / str(step)
+      logging.warning("the checkpoint of step %d in %s is unreadable (%s: %s); moved to %s, "
+                      "trying the one before", step, where, type(e).__name__,
+                      text[0][:200] if text else "", aside)
+      if records.writes_records():
+        aside.parent.mkdir(exist_ok=True)
+        shutil.move(str(where / str(step)), str(aside))
+      if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"checkpoint {step} aside")
+  if steps:
+    raise ValueError(f"{where}: none of the checkpoints (steps {steps}) can be read; move the "
+                     f"directory away to train the run again from step 0")
+  return 0, None
+
+
 def evaluate(eval_step, state, config, sharding) -> dict:
   from shufflenet_jax import input_pipeline
   ds, _ = input_pipeline.eval_dataset(
@@ -315,12 +345,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
       (workdir / "checkpoints").absolute(),
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                            cleanup_tmp_directories=True))
-  start_step = 0
-  if ckpt.latest_step() is not None:
-    start_step = ckpt.latest_step()
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-                            state)
-    state = ckpt.restore(start_step, args=ocp.args.StandardRestore(abstract))
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                          state)
+  start_step, restored = restore_newest_readable(ckpt, abstract, workdir / "checkpoints")
+  if restored is not None:
+    state = restored
     logging.info("resumed from the checkpoint at step %d", start_step)
   records.truncate_metrics(workdir, start_step, final=start_step == total_steps)
 

@@ -47,3 +47,22 @@ def test_a_second_process_on_a_workdir_is_refused_while_the_first_runs(tmp_path)
   assert first.returncode == 0, out
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == len(set(lines))  # one writer: no line twice
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+  """A truncated newest checkpoint (no result.json yet): the run resumes from the previous
+  checkpoint, moves the bad one aside (not deleted) and ends as an uninterrupted run."""
+  from shufflenet_jax import train
+  from tests.tiny import tiny_config
+  c = tiny_config()
+  straight = train.train_and_evaluate(c, tmp_path)
+  (tmp_path / "result.json").unlink()
+  for f in (tmp_path / "checkpoints" / "12").rglob("*"):
+    if f.is_file() and f.stat().st_size > 100:
+      f.write_bytes(f.read_bytes()[:50])
+  resumed = train.train_and_evaluate(c, tmp_path)
+  assert resumed["metrics"] == straight["metrics"]
+  assert "the checkpoint of step 12" in caplog.text and "unreadable" in caplog.text
+  assert (tmp_path / "checkpoints.unreadable" / "12").is_dir()
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == len(set(lines)) == 4  # steps 4, 8, 12 and the final eval, once each
