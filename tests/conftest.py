@@ -36,3 +36,50 @@ def fmnist_run(tmp_path_factory):
                   checkpoint_every_steps=1000, log_every_steps=50, learning_rate=0.4,
                   warmup_steps=20, eval_batch_size=500)
   return workdir, train.train_and_evaluate(c, workdir)
+
+
+# Tests that train, start processes or compile many models: `make test-fast` (-m "not
+# slow") leaves them out; `make test` runs everything. A name here is the test function's.
+SLOW = {
+    "test_bench_seeds_prints_a_table_with_every_k",
+    "test_a_two_process_sweep_writes_each_record_once", "test_data_parallel_train_steps_gather_no_batch",
+    "test_kill_every_process_then_relaunch_resumes_to_the_same_run",
+    "test_two_processes_equal_one_process_with_two_devices",
+    "test_a_coordinator_whose_peers_never_join_gives_up_in_one_line",
+    "test_main_reports_a_bad_cluster_in_one_line",
+    "test_launcher_prefixes_lines_and_stops_everyone_when_one_fails",
+    "test_a_second_process_on_a_workdir_is_refused_while_the_first_runs",
+    "test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before",
+    "test_bad_command_lines_fail_up_front_in_one_line",
+    "test_equalized_int8_export_agrees_with_the_float_model",
+    "test_equalization_keeps_the_function_and_flattens_outlier_channels",
+    "test_float32_export_matches_jax_and_is_fully_delegated", "test_int8_export_is_fully_delegated",
+    "test_restored_checkpoint_and_int8_agree_with_the_trained_float_model",
+    "test_timing_job_resumes_and_its_table_is_rebuilt_from_records",
+    "test_averaged_int8_ranges_lie_inside_the_global_min_max",
+    "test_a_failing_check_names_the_op_and_writes_nothing_as_good",
+    "test_reexec_runs_the_same_command_on_tcmalloc",
+    "test_probe_tracks_the_classifier_and_the_convs_separately",
+    "test_profile_of_a_train_step_names_where_the_time_goes",
+    "test_a_seed_in_a_vmapped_group_equals_its_separate_run_float32",
+    "test_a_seed_in_a_vmapped_group_equals_its_separate_run_float64_with_a_kill",
+    "test_device_trainer_runs_without_tensorflow",
+    "test_model_implementations_agree",
+    "test_seed_groups_skip_finished_seeds_and_resume_partial_groups",
+    "test_sweep_runs_skips_finished_and_rebuilds_identical_tables",
+    "test_two_workers_finish_a_sweep_together_without_overlap",
+    "test_accuracy_floor_on_fashion_mnist", "test_four_devices_equal_one_device",
+    "test_sigkill_then_rerun_equals_uninterrupted", "test_two_processes_prepare_fashion_mnist_once",
+    "test_wandb_offline_run_directory_without_credentials", "test_non_finite_loss_stops_with_a_message",
+    "test_imagenet_input_path_with_mock_data", "test_a_bad_config_is_one_line_and_exit_status_2",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+  names = {item.originalname or item.name for item in items}
+  unknown = SLOW - names
+  if unknown and len(items) > 100:  # the whole suite collected: every name must exist
+    raise pytest.UsageError(f"tests/conftest.py SLOW names no test: {sorted(unknown)}")
+  for item in items:
+    if (item.originalname or item.name) in SLOW:
+      item.add_marker(pytest.mark.slow)
