@@ -73,11 +73,11 @@ def check_before_work(config, workdir: str | None, worker: str) -> None:
     validate.check_sweep(config, sweep.TABLE_SWEEPS)
     sweep.parse_worker(worker)
     runs = sweep.expand(config)
-    seen = set()
-    for run in runs:  # each grid point once (seeds share every other setting)
-      if run.point["model"] + repr(sorted(run.point.items())[:-1]) not in seen:
-        validate.check_config(run.config)
-        seen.add(run.point["model"] + repr(sorted(run.point.items())[:-1]))
+    points = {}  # each grid point once: its seeds share every other setting
+    for run in runs:
+      points.setdefault(repr(sorted((k, v) for k, v in run.point.items() if k != "seed")), run)
+    for run in points.values():
+      validate.check_config(run.config)
     sweep.seed_groups(runs, config)
     validate.check_workdir(workdir or runner.default_workdir(config))
     return
