@@ -10,6 +10,7 @@ Kept short on purpose: everything lives in shufflenet_jax/ and experiments/.
 import logging as std_logging
 import os
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -69,7 +70,7 @@ def check_before_work(config, workdir: str | None, worker: str) -> None:
     validate.check_workdir(workdir)
     return
   if "sweep" in config:
-    from experiments import runner, sweep
+    from experiments import sweep
     validate.check_sweep(config, sweep.TABLE_SWEEPS)
     sweep.parse_worker(worker)
     runs = sweep.expand(config)
@@ -79,12 +80,17 @@ def check_before_work(config, workdir: str | None, worker: str) -> None:
     for run in points.values():
       validate.check_config(run.config)
     sweep.seed_groups(runs, config)
-    validate.check_workdir(workdir or runner.default_workdir(config))
+    root = Path(workdir or sweep.default_workdir(config))
+    validate.check_workdir(root)
+    for run in runs:  # a finished run's budget is the runner's check (runner.finished)
+      d = root / "runs" / run.run_id
+      validate.check_run_workdir(run.config, d, compare=not (d / "result.json").is_file())
     return
   if not workdir:
     raise ValueError("--workdir is required for a single run")
   validate.check_config(config)
   validate.check_workdir(workdir)
+  validate.check_run_workdir(config, workdir)
 
 
 def main(argv):

@@ -1,24 +1,39 @@
-"""The bad-command-line drill: every case must fail up front (before TensorFlow or data)
-with exit status 2, one `error:` line naming the setting, no traceback and nothing written.
+"""The reliability drills (issue 30), each a table in results/reliability.md:
 
-  python -m benchmarks.drills                 # prints the table
+- bad command lines: each must fail up front (before TensorFlow or data) with exit status
+  2, one `error:` line naming the setting, no traceback and nothing written;
+- corrupt workdirs: each is recovered (the rerun ends equal to an uninterrupted run) or
+  refused in one line naming the file with the workdir left as it was, or (a finished run)
+  reported by `python -m shufflenet_jax.verify`;
+- kills at random points: SIGKILLs spread over one short run, each restart resuming; the
+  end must be bitwise equal to an uninterrupted run;
+- two writers on one workdir, and the wandb service after a SIGKILL (no orphans).
+
+  python -m benchmarks.drills                 # prints the tables
   python -m benchmarks.drills --out results/reliability.md
+  python -m benchmarks.drills --only bad,kills
 
 tests/test_drills.py runs the same cases in `make test`; this script also measures each
-case's time to the error (the target: <= 5 s on a 2-core machine).
+bad command line's time to the error (the target: <= 5 s on a 2-core machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
+import random
+import shutil
+import signal
 import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.tiny import tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,14 +136,322 @@ def run_all(workers: int = 4):
   return [(a, n, p, s, i in created) for i, ((a, n), (p, s)) in enumerate(zip(BAD, out))]
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description="The bad-command-line drill.")
-  parser.add_argument("--out", help="write the markdown table here")
-  parser.add_argument("--workers", type=int, default=1,
-                      help="cases run at once (1: each case's time is its own)")
-  args = parser.parse_args(argv)
+# ------------------------------------------------------------------ runs, kills, corruption
+
+# A short real run (the tiny model on Fashion-MNIST): 24 steps, a checkpoint every 4.
+RUN = [QUICK, "--config.wandb.mode=disabled",
+       *tiny_flags(num_train_steps=24, log_every_steps=2, checkpoint_every_steps=4)]
+
+
+def main_py(workdir: Path, *extra: str, wrap: list[str] | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+  """``main.py`` on the drill's short run in ``workdir`` (``wrap``: a command before it)."""
+  return subprocess.run([*(wrap or []), sys.executable, "main.py", *RUN, *extra,
+                         f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def reference_run(workdir: Path) -> Path:
+  """An uninterrupted run of the drill's short run: what every recovered run must equal."""
+  p = main_py(workdir)
+  if p.returncode != 0:
+    raise RuntimeError(f"the reference run failed:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+  return workdir
+
+
+def untimed_metrics(workdir: Path) -> list[dict]:
+  from shufflenet_jax import records
+  return [{k: v for k, v in json.loads(l).items() if k not in records.TIMING_KEYS}
+          for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def differs_from(workdir: Path, reference: Path) -> str | None:
+  """None when ``workdir`` holds the same finished run as ``reference`` (bitwise: every
+  metrics line but its timing, result.json's metrics, config.json), else how it differs."""
+  if not (workdir / "result.json").is_file():
+    return "no result.json"
+  if untimed_metrics(workdir) != untimed_metrics(reference):
+    return "metrics.jsonl differs"
+  metrics = lambda d: json.loads((d / "result.json").read_text())["metrics"]  # noqa: E731
+  if metrics(workdir) != metrics(reference):
+    return "result.json's metrics differ"
+  if (workdir / "config.json").read_text() != (reference / "config.json").read_text():
+    return "config.json differs"
+  return None
+
+
+def snapshot(workdir: Path) -> dict:
+  """Every file under ``workdir`` (but the lock) and its bytes: 'nothing was changed'."""
+  return {str(f.relative_to(workdir)): f.read_bytes() for f in sorted(workdir.rglob("*"))
+          if f.is_file() and f.name != ".lock"}
+
+
+def _cut_last_metrics_line(d: Path) -> None:
+  text = (d / "metrics.jsonl").read_text()
+  (d / "metrics.jsonl").write_text(text[:len(text) - 25])
+
+
+def _truncate_checkpoint(d: Path, step: int = 24) -> None:
+  for f in (d / "checkpoints" / str(step)).rglob("*"):
+    if f.is_file() and f.stat().st_size > 100:
+      f.write_bytes(f.read_bytes()[:50])
+
+
+def _replace_with_dir(name: str):
+  def prepare(d: Path) -> None:
+    (d / name).unlink()
+    (d / name).mkdir()
+  return prepare
+
+
+def _replace_checkpoints_with_file(d: Path) -> None:
+  shutil.rmtree(d / "checkpoints")
+  (d / "checkpoints").write_text("not a checkpoint directory\n")
+
+
+def _garbage(name: str):
+  def prepare(d: Path) -> None:
+    (d / name).write_text('{"model": "shufflenet_tiny", "batch_si')
+  return prepare
+
+
+def _rm(name: str):
+  def prepare(d: Path) -> None:
+    (d / name).unlink()
+  return prepare
+
+
+def _all(*steps):
+  def prepare(d: Path) -> None:
+    for step in steps:
+      step(d)
+  return prepare
+
+
+def _stale_lock(d: Path) -> None:
+  (d / ".lock").write_text("999999\n")  # a lock file whose holder is long gone
+
+
+def _read_only_wrap(d: Path) -> list[str] | None:
+  """A command that runs what follows with ``d`` mounted read-only (a user and mount
+  namespace: no root needed where the kernel allows them); None where it cannot."""
+  try:
+    ok = subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30)
+  except (OSError, subprocess.TimeoutExpired):
+    return None
+  if ok.returncode:
+    return None
+  return ["unshare", "-rm", "sh", "-c", f'mount --bind "{d}" "{d}" && mount -o remount,ro,'
+          f'bind "{d}" "{d}" && exec "$@"', "sh"]
+
+
+# (case, how the finished reference run is damaged, extra command-line arguments, outcome,
+# what the one error line (refused) or verify's line (verify) must name). Outcomes:
+# recovers: exit 0, the run ends equal to the uninterrupted one; refused: exit 2, one
+# error line, the workdir unchanged; verify: the rerun skips the finished run (exit 0) and
+# `python -m shufflenet_jax.verify` fails it naming the damage.
+CORRUPT = [
+    ("a metrics line cut mid-line, no result.json",
+     _all(_cut_last_metrics_line, _rm("result.json")), [], "recovers", None),
+    ("result.json deleted (killed between the final eval and result.json)",
+     _rm("result.json"), [], "recovers", None),
+    ("newest checkpoint truncated, no result.json",
+     _all(_truncate_checkpoint, _rm("result.json")), [], "recovers", None),
+    ("a stale lock file of a killed run, no result.json",
+     _all(_stale_lock, _rm("result.json")), [], "recovers", None),
+    ("garbage config.json, no result.json",
+     _all(_garbage("config.json"), _rm("result.json")), [], "refused", "config.json"),
+    ("garbage config.json, finished run", _garbage("config.json"), [], "refused",
+     "config.json"),
+    ("config.json of other settings than the command line", _rm("result.json"),
+     ["--config.learning_rate=0.5"], "refused", "learning_rate=0.8 there, 0.5 now"),
+    ("finished run rerun with other settings", lambda d: None,
+     ["--config.num_train_steps=30"], "refused", "num_train_steps=24 there, 30 now"),
+    ("garbage result.json", _garbage("result.json"), [], "refused", "result.json"),
+    ("checkpoints/ replaced by a file", _all(_replace_checkpoints_with_file,
+                                             _rm("result.json")), [], "refused", "checkpoints"),
+    ("metrics.jsonl is a directory", _all(_replace_with_dir("metrics.jsonl"),
+                                          _rm("result.json")), [], "refused", "metrics.jsonl"),
+    ("result.json is a directory", _replace_with_dir("result.json"), [], "refused",
+     "result.json"),
+    ("config.json is a directory", _all(_replace_with_dir("config.json"), _rm("result.json")),
+     [], "refused", "config.json"),
+    ("checkpoints deleted, metrics kept, no result.json",
+     _all(lambda d: shutil.rmtree(d / "checkpoints"), _rm("result.json")), [], "refused",
+     "the checkpoints were lost"),
+    ("read-only file system, no result.json", _rm("result.json"), ["READ_ONLY"], "refused",
+     "is not writable"),
+    ("newest checkpoint truncated, finished run", _truncate_checkpoint, [], "verify",
+     "checkpoint does not restore"),
+    ("a metrics line cut mid-line, finished run", _cut_last_metrics_line, [], "verify",
+     "metrics.jsonl line"),
+]
+
+
+def corrupt_case(case, reference: Path, workdir: Path) -> tuple[str, str, str]:
+  """(outcome seen, 'ok' or what went wrong, the line it printed) for one CORRUPT case, on
+  a copy of ``reference`` in ``workdir``."""
+  _, prepare, extra, outcome, named = case
+  shutil.copytree(reference, workdir, ignore=shutil.ignore_patterns(".lock"))
+  prepare(workdir)
+  wrap = None
+  if "READ_ONLY" in extra:
+    extra, wrap = [], _read_only_wrap(workdir)
+    if wrap is None:
+      return "not run", "no user/mount namespace here (unshare -rm)", ""
+  before = snapshot(workdir)
+  p = main_py(workdir, *extra, wrap=wrap)
+  errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
+  line = errors[0] if errors else ""
+  if outcome == "recovers":
+    if p.returncode != 0:
+      return f"exit {p.returncode}", (errors or p.stderr.splitlines() or [""])[-1][:200], line
+    problem = differs_from(workdir, reference)
+    return ("recovered" if problem is None else "resumed"), problem or "ok", line
+  if outcome == "refused":
+    if p.returncode != 2 or len(errors) != 1:
+      return f"exit {p.returncode}", f"{len(errors)} error lines: {p.stderr[-300:]}", line
+    problem = (f"the error does not name {named!r}" if named not in line
+               else "a traceback" if "Traceback" in p.stdout + p.stderr
+               else "the workdir was changed" if snapshot(workdir) != before else "ok")
+    return "refused", problem, line
+  # verify: the finished run is left alone by a rerun, and verify finds the damage
+  if p.returncode != 0:
+    return f"exit {p.returncode}", (errors or [""])[-1][:200], line
+  v = subprocess.run([sys.executable, "-m", "shufflenet_jax.verify", str(workdir)], cwd=ROOT,
+                     capture_output=True, text=True, timeout=600)
+  line = next((l for l in v.stdout.splitlines() if l.startswith("FAILED")), "")
+  if v.returncode != 1 or named not in v.stdout:
+    return f"verify exit {v.returncode}", v.stdout[-300:] + v.stderr[-300:], line
+  return "found by verify", "ok", line
+
+
+def run_corrupt(reference: Path, root: Path, workers: int = 2):
+  """[(case, outcome seen, 'ok' or the problem, the line printed)] for every case."""
+  def one(i):
+    return corrupt_case(CORRUPT[i], reference, root / f"c{i}")
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    return [(c, *r) for c, r in zip(CORRUPT, pool.map(one, range(len(CORRUPT))))]
+
+
+def kill_drill(reference: Path, workdir: Path, kills: int = 6, seed: int = 0) -> dict:
+  """SIGKILLs the drill's short run ``kills`` times at random points (the first at a random
+  moment of its start-up, the others a random 0-2 s after the attempt logs its first new
+  line), restarting it each time; then lets it finish. Returns what happened and whether
+  the end is bitwise equal to ``reference``."""
+  rng = random.Random(seed)
+  points, attempts = [], 0
+  while len(points) < kills:
+    attempts += 1
+    proc = subprocess.Popen([sys.executable, "main.py", *RUN, f"--workdir={workdir}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines0 = _line_count(workdir)
+    deadline = time.time() + (rng.uniform(1, 8) if not points else 900)
+    while proc.poll() is None and time.time() < deadline and (
+        not points or _line_count(workdir) <= lines0):
+      time.sleep(0.02)
+    if points:
+      time.sleep(rng.uniform(0, 2))
+    if proc.poll() is not None:  # finished before the kill: start over from a copy
+      points.append(None)
+      break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    points.append((_line_count(workdir), _checkpoints(workdir)))
+  killed = [p for p in points if p is not None]
+  final = main_py(workdir)
+  problem = (f"the last run exited {final.returncode}" if final.returncode
+             else differs_from(workdir, reference))
+  return {"kills": len(killed), "attempts": attempts + 1, "points": killed,
+          "problem": problem}
+
+
+def _line_count(workdir: Path) -> int:
+  try:
+    return (workdir / "metrics.jsonl").read_text().count("\n")
+  except OSError:
+    return 0
+
+
+def _checkpoints(workdir: Path) -> list[int]:
+  return sorted(int(d.name) for d in (workdir / "checkpoints").glob("*") if d.name.isdigit())
+
+
+def two_writers(workdir: Path) -> str:
+  """'ok' when a second process on a working run's workdir is refused at once naming the
+  first's pid, the first ends normally, and no metrics line is written twice."""
+  first = subprocess.Popen([sys.executable, "main.py", *RUN, f"--workdir={workdir}"],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+  try:
+    deadline = time.time() + 600
+    while not (workdir / "config.json").exists():  # written under the lock
+      if first.poll() is not None or time.time() > deadline:
+        return f"the first run ended early: {first.stdout.read()[-300:]}"
+      time.sleep(0.05)
+    second = main_py(workdir)
+  finally:
+    out, _ = first.communicate(timeout=900)
+  if second.returncode != 2 or f"(pid {first.pid}" not in second.stderr:
+    return f"second writer: exit {second.returncode}: {second.stderr[-300:]}"
+  if first.returncode != 0:
+    return f"the first run failed: {out[-300:]}"
+  lines = [json.dumps(l, sort_keys=True) for l in untimed_metrics(workdir)]
+  return "ok" if len(lines) == len(set(lines)) else "a metrics line written twice"
+
+
+def orphans_after_kill(workdir: Path, wait_s: float = 30) -> tuple[str, float]:
+  """('ok' or the problem, seconds the wandb service outlived its run after a SIGKILL) for
+  a run with wandb in offline mode."""
+  proc = subprocess.Popen([sys.executable, "main.py", *RUN, "--config.wandb.mode=offline",
+                           "--config.num_train_steps=400", f"--workdir={workdir}"], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline, core = time.time() + 600, None
+  while core is None and proc.poll() is None and time.time() < deadline:
+    core = _wandb_core_of(proc.pid)
+    time.sleep(0.2)
+  if core is None:
+    proc.kill()
+    return "no wandb service was started", 0.0
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  t0 = time.time()
+  while _alive(core) and time.time() - t0 < wait_s:
+    time.sleep(0.1)
+  lived = time.time() - t0
+  if _alive(core):
+    os.kill(core, signal.SIGKILL)
+    return f"wandb-core (pid {core}) still running {wait_s:.0f} s after the kill", lived
+  return "ok", lived
+
+
+def _wandb_core_of(pid: int) -> int | None:
+  """The pid of the wandb service started for process ``pid`` (it is passed --pid)."""
+  for d in Path("/proc").glob("[0-9]*"):
+    try:
+      cmd = (d / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+      continue
+    if cmd[0].endswith(b"wandb-core") and b"--pid" in cmd:
+      if cmd[cmd.index(b"--pid") + 1:cmd.index(b"--pid") + 2] == [str(pid).encode()]:
+        return int(d.name)
+  return None
+
+
+def _alive(pid: int) -> bool:
+  try:
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+  except OSError:
+    return False
+  return state != "Z"
+
+
+SECTIONS = ("bad", "corrupt", "kills", "writers", "orphans")
+
+
+def bad_section(workers: int) -> tuple[list[str], int]:
   rows, bad = [], 0
-  for case, named, p, seconds, created in run_all(args.workers):
+  for case, named, p, seconds, created in run_all(workers):
     problem = check(case, named, p) or ("wrote its workdir" if created else None)
     bad += problem is not None
     line = next((l for l in p.stderr.splitlines() if l.startswith("error:")), "")
@@ -136,19 +459,114 @@ def main(argv=None) -> int:
                 f"{problem or 'ok'} | {line[:110].replace('|', '/')} |")
     print(rows[-1], flush=True)
   times = sorted(float(r.split(" | ")[2]) for r in rows)
-  md = ["# Reliability drill: bad command lines", "",
-        f"{len(rows)} bad command lines of `main.py`; {len(rows) - bad} refused as required "
-        f"(exit 2, one `error:` line naming the setting, no traceback, no workdir written), "
-        f"{bad} not. Time to the error: median {times[len(times) // 2]:.1f} s, max "
-        f"{times[-1]:.1f} s ({args.workers} case(s) at a time).", "",
-        "| command line (after `main.py`) | exit | s | outcome | the error line |",
-        "|---|---|---|---|---|", *rows, "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs. "
-        f"Rebuild: `python -m benchmarks.drills --out results/reliability.md`.", ""]
+  return ["## Bad command lines", "",
+          f"{len(rows)} bad command lines of `main.py`; {len(rows) - bad} refused as required "
+          f"(exit 2, one `error:` line naming the setting, no traceback, no workdir written), "
+          f"{bad} not. Time to the error: median {times[len(times) // 2]:.1f} s, max "
+          f"{times[-1]:.1f} s ({workers} case(s) at a time).", "",
+          "| command line (after `main.py`) | exit | s | outcome | the error line |",
+          "|---|---|---|---|---|", *rows, ""], bad
+
+
+def corrupt_section(reference: Path, root: Path) -> tuple[list[str], int]:
+  rows, bad = [], 0
+  for (case, _, extra, expected, named), seen, problem, line in run_corrupt(reference, root):
+    bad += problem != "ok"
+    line = line.replace(str(root), "<tmp>").replace("|", "/")
+    rows.append(f"| {case} | {expected} | {seen} | {problem.replace('|', '/')[:160]} | "
+                f"{line[:240]} |")
+    print(rows[-1], flush=True)
+  return ["## Corrupt workdirs", "",
+          f"{len(rows)} damaged copies of a finished {RUN_TEXT}, each rerun with the same "
+          f"command line; {len(rows) - bad} handled as required, {bad} not. *recovers*: the "
+          f"rerun ends bitwise equal to the uninterrupted run (metrics.jsonl but its timing, "
+          f"result.json's metrics, config.json); *refused*: exit 2, one `error:` line naming "
+          f"the file, the workdir unchanged; *verify*: the rerun leaves the finished run "
+          f"alone and `python -m shufflenet_jax.verify` fails it, naming the damage.", "",
+          "| damage | required | seen | check | the line printed |", "|---|---|---|---|---|",
+          *rows, ""], bad
+
+
+def kills_section(reference: Path, workdir: Path, kills: int = 6) -> tuple[list[str], int]:
+  out = kill_drill(reference, workdir, kills)
+  ok = out["kills"] >= 5 and out["problem"] is None
+  points = ", ".join(f"{lines} lines/ckpt {ckpts[-1] if ckpts else '-'}"
+                     for lines, ckpts in out["points"])
+  print(out, flush=True)
+  return ["## Kills at random points", "",
+          f"One {RUN_TEXT}, SIGKILLed {out['kills']} times at random points (the first in its "
+          f"start-up, the others a random 0-2 s into training) and restarted each time: "
+          f"{out['attempts']} starts. The end is "
+          + ("**bitwise equal** to the uninterrupted run" if out["problem"] is None
+             else f"**not** equal: {out['problem']}")
+          + f". Where each kill landed (metrics lines written / newest checkpoint): {points}.",
+          ""], 0 if ok else 1
+
+
+def writers_section(workdir: Path) -> tuple[list[str], int]:
+  result = two_writers(workdir)
+  print("two writers:", result, flush=True)
+  return ["## Two writers", "",
+          "A second `main.py` on the workdir of a run in progress: "
+          + ("refused at once (exit 2, naming the first's pid); the first ran to the end "
+             "and wrote no metrics line twice." if result == "ok" else f"FAILED: {result}"),
+          ""], 0 if result == "ok" else 1
+
+
+def orphans_section(workdir: Path) -> tuple[list[str], int]:
+  result, lived = orphans_after_kill(workdir)
+  print("orphans:", result, f"{lived:.1f} s", flush=True)
+  return ["## No orphans", "",
+          "A run with wandb in offline mode SIGKILLed while training: "
+          + (f"its `wandb-core` service (started with the run's pid to watch) exited "
+             f"{lived:.1f} s later." if result == "ok" else f"FAILED: {result}")
+          + " tf.data works in threads of the run's own process (no worker processes).", ""], \
+      0 if result == "ok" else 1
+
+
+RUN_TEXT = "short run (the tiny model on Fashion-MNIST, 24 steps of 32, a checkpoint every 4)"
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description="The reliability drills.")
+  parser.add_argument("--out", help="write the markdown report here")
+  parser.add_argument("--only", default=",".join(SECTIONS),
+                      help=f"comma-separated drills to run, of {', '.join(SECTIONS)}")
+  parser.add_argument("--workers", type=int, default=1,
+                      help="bad command lines run at once (1: each case's time is its own)")
+  args = parser.parse_args(argv)
+  only = args.only.split(",")
+  if not set(only) <= set(SECTIONS):
+    parser.error(f"--only={args.only!r}; valid: a comma-separated subset of "
+                 f"{', '.join(SECTIONS)}")
+  load = os.getloadavg()
+  md, bad = ["# Reliability drills", "",
+             f"`python -m benchmarks.drills --out results/reliability.md` (commit "
+             f"{_commit()}), on {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} CPUs, load average {load[0]:.1f} when it started (other work "
+             f"beside it slows every timing).", ""], 0
+  with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tmp)
+    reference = None
+    if {"corrupt", "kills"} & set(only):
+      reference = reference_run(tmp / "reference")
+    for name in only:
+      lines, n = {"bad": lambda: bad_section(args.workers),
+                  "corrupt": lambda: corrupt_section(reference, tmp / "corrupt"),
+                  "kills": lambda: kills_section(reference, tmp / "kills"),
+                  "writers": lambda: writers_section(tmp / "writers"),
+                  "orphans": lambda: orphans_section(tmp / "orphans")}[name]()
+      md += lines
+      bad += n
   if args.out:
     Path(args.out).write_text("\n".join(md))
-  print("\n".join(md[:3]))
+  print("\n".join(l for l in md if not l.startswith("|")))
   return 1 if bad else 0
+
+
+def _commit() -> str:
+  from shufflenet_jax import records
+  return records.git_commit()
 
 
 if __name__ == "__main__":

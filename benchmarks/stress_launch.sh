@@ -25,7 +25,7 @@ for i in $(seq 1 "$N"); do
      && $PY - "$w" "$WORK/reference" <<'EOF'
 import json, pathlib, sys
 w, ref = map(pathlib.Path, sys.argv[1:])
-lines = lambda d: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"}
+lines = lambda d: [{k: v for k, v in json.loads(l).items() if k not in ("img_per_s", "elapsed_s")}
                    for l in (d / "metrics.jsonl").read_text().splitlines()]
 metrics = lambda d: json.loads((d / "result.json").read_text())["metrics"]
 config = lambda d: json.loads((d / "config.json").read_text())

@@ -16,12 +16,10 @@ from pathlib import Path
 from absl import logging
 
 from experiments import sweep
-from shufflenet_jax import seed_group, train, workdir_lock
-from shufflenet_jax.records import writes_records as records_writer
+from shufflenet_jax import records, seed_group, train, workdir_lock
 
 
-def default_workdir(config) -> Path:
-  return Path("runs") / f"{config.sweep_name}-{config.preset}"
+default_workdir = sweep.default_workdir
 
 
 def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") -> list[Path]:
@@ -33,7 +31,7 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
   runs = sorted(sweep.expand(config), key=lambda r: order[r.point["seed"]])
   worker_index, workers = sweep.parse_worker(worker)
   mine = sweep.for_worker(runs, (worker_index, workers))
-  if not records_writer():
+  if not records.writes_records():
     return _run(config, root, runs, mine, worker)
   # One process per worker of a sweep: a second copy of the same worker fails at once.
   with workdir_lock.hold(root, f".lock-worker-{worker_index}-of-{workers}"):
@@ -68,14 +66,15 @@ def _run(config, root: Path, runs, mine, worker: str) -> list[Path]:
     logging.info("sweep %d/%d runs done, this worker's ETA %.0f min",
                  len(runs) - _count_missing(root, runs), len(runs), eta / 60)
   missing = _count_missing(root, runs)
-  if not records_writer():
+  if not records.writes_records():
     return []  # process 0 of a multi-process sweep builds the table
   if missing:
     logging.info("%d runs of the sweep are still missing (other workers?); the table is "
                  "built when all are done: python -m experiments.tables --records %s/runs "
                  "--out %s/results", missing, root, root)
     return []
-  records = [json.loads((root / "runs" / r.run_id / "result.json").read_text()) for r in runs]
+  finished_runs = [json.loads((root / "runs" / r.run_id / "result.json").read_text())
+                   for r in runs]
   try:
     from experiments import tables  # matplotlib, scipy: absent from some GPU images
   except ImportError as e:
@@ -83,7 +82,7 @@ def _run(config, root: Path, runs, mine, worker: str) -> list[Path]:
                     "python -m experiments.tables --records %s/runs --sweep %s", e.name, root,
                     config.sweep_name)
     return []
-  paths = tables.build(config.sweep_name, records, root / "results")
+  paths = tables.build(config.sweep_name, finished_runs, root / "results")
   logging.info("table written: %s", ", ".join(map(str, paths)))
   print(summary(paths[0]))
   print("\n".join(map(str, paths)))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import ml_collections
 
-from shufflenet_jax.models import registry
+from shufflenet_jax import catalog
 
 # The sweeps that have a table builder (experiments/tables.py BUILDERS; a test keeps the two
 # equal): a sweep is refused at config load, before training, if it has none.
@@ -21,6 +22,11 @@ TABLE_SWEEPS = ("ablation_groups", "ablation_shuffle", "ablation_width", "ablati
 
 # Axes that choose the ShuffleNet architecture, i.e. the registry name.
 MODEL_AXES = ("width", "groups", "shuffle", "depth", "se")
+
+
+def default_workdir(config) -> Path:
+  """Where a sweep works when --workdir is not given: ``runs/<sweep>-<preset>``."""
+  return Path("runs") / f"{config.sweep_name}-{config.preset}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +41,9 @@ def _model_name(point: dict, base_model: str) -> str:
     return point["model"]
   if not any(k in point for k in MODEL_AXES):
     return base_model
-  _, preset = registry.model_spec(base_model)
+  preset = catalog.preset(base_model)
   kw = {k: point.get(k, preset.get(k)) for k in MODEL_AXES}
-  return registry.shufflenet_name(kw["groups"], kw["width"], depth=kw["depth"] or "standard",
+  return catalog.shufflenet_name(kw["groups"], kw["width"], depth=kw["depth"] or "standard",
                                   se=bool(kw["se"]), shuffle=kw["shuffle"] is not False)
 
 
@@ -57,7 +63,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
   for values in itertools.product(*axes.values()):
     point = dict(zip(axes, values))
     model = _model_name(point, config.model)
-    registry.model_spec(model)  # fail now, not after hours of other runs
+    catalog.preset(model)  # fail now, not after hours of other runs
     extras = "".join(f"-{k}{v}" for k, v in point.items() if k not in MODEL_AXES + ("model",))
     for seed in seeds:
       run_config = ml_collections.ConfigDict(config.to_dict())

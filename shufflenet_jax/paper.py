@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from shufflenet_jax.models.registry import shufflenet_name
+from shufflenet_jax.catalog import shufflenet_name
 
 _TABLES = Path(__file__).with_name("paper_tables.json")
 _SHUFFLENET_LABEL = re.compile(

@@ -38,39 +38,67 @@ def write_config(config, workdir: Path) -> None:
     _atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
 
 
-def truncate_metrics(workdir: Path, step: int, final: bool = False) -> None:
+# The timing fields of a metrics line: they differ between two runs of the same training.
+TIMING_KEYS = ("img_per_s", "elapsed_s")
+
+
+def truncate_metrics(workdir: Path, step: int, final: bool = False,
+                     lost_after: int | None = None) -> float:
   """Drops metrics logged after ``step`` (a run killed after its last checkpoint), so a
   resumed run's metrics.jsonl equals an uninterrupted one's. ``final``: ``step`` is the
-  run's last, whose final eval line (written after its checkpoint) is written again."""
+  run's last, whose final eval line (written after its checkpoint) is written again.
+
+  ``lost_after``: refuse (ValueError) to drop lines beyond ``step + lost_after``: they were
+  checkpointed once, so the checkpoints are missing, and the metrics stay as they are.
+  Returns the training time of the earlier attempts (the largest ``elapsed_s`` logged)."""
   path = workdir / "metrics.jsonl"
   if not writes_records() or not path.exists():
-    return
-  keep = []
+    return 0.0
+  keep, newest, elapsed = [], None, 0.0
   for line in path.read_text().splitlines():
     try:
       row = json.loads(line)
+      newest = row["step"] if newest is None else max(newest, row["step"])
+      elapsed = max(elapsed, float(row.get("elapsed_s", 0.0)))
       if row["step"] < step or (row["step"] == step and not (final and "eval_top1_err" in row)):
         keep.append(line)
-    except (json.JSONDecodeError, KeyError):
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
       pass  # a line cut short by a kill
+  if lost_after is not None and newest is not None and newest > step + lost_after:
+    raise ValueError(
+        f"{path} has metrics up to step {newest} but the newest readable checkpoint in "
+        f"{workdir / 'checkpoints'} is " + (f"at step {step}" if step else "none")
+        + ": the checkpoints were lost. Put them back to resume, or move metrics.jsonl "
+        f"away to train again from step {step}")
   _atomic_write(path, "".join(l + "\n" for l in keep))
+  return elapsed
 
 
 class MetricsWriter:
-  """Appends one JSON object per logged step to metrics.jsonl and mirrors it."""
+  """Appends one JSON object per logged step to metrics.jsonl and mirrors it. Each line
+  carries ``elapsed_s``: the run's training time so far, over every attempt (the earlier
+  attempts' ``earlier_s`` plus this one's since ``started``, a ``time.time()``)."""
 
-  def __init__(self, workdir: Path, mirror=None):
+  def __init__(self, workdir: Path, mirror=None, earlier_s: float = 0.0,
+               started: float | None = None):
     self._path = workdir / "metrics.jsonl"
     self._mirror = mirror
     self._last: dict = {}
+    self._earlier_s, self._t0 = earlier_s, time.time() if started is None else started
     if self._path.exists():  # a resumed run: remember what was logged before the kill
       for line in self._path.read_text().splitlines():
         self._last.update({k: v for k, v in json.loads(line).items() if k != "step"})
 
+  def elapsed_s(self) -> float:
+    """Training time over every attempt so far (an attempt's time after its last logged
+    line is not known, so this is a lower bound after a kill)."""
+    return self._earlier_s + time.time() - self._t0
+
   def write(self, step: int, metrics: dict) -> None:
     if writes_records():
       with open(self._path, "a") as f:
-        f.write(json.dumps({"step": step, **metrics}) + "\n")
+        f.write(json.dumps({"step": step, **metrics,
+                            "elapsed_s": round(self.elapsed_s(), 1)}) + "\n")
     self._last.update(metrics)
     if self._mirror is not None:
       self._mirror.log(step, metrics)
@@ -115,7 +143,8 @@ def device_description() -> dict:
 
 
 def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet224: float,
-               wall_time_s: float, commit: str, implementations: dict | None = None) -> dict:
+               wall_time_s: float, commit: str, implementations: dict | None = None,
+               wall_time_all_attempts_s: float | None = None) -> dict:
   return {
       # the layer implementations the run trained with (``auto`` resolved; train.py)
       "implementations": implementations or {},
@@ -123,7 +152,13 @@ def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet
       "metrics": final_metrics, "params": complexity["params"],
       "mflops": complexity["mflops"], "mflops_resolution": complexity["resolution"],
       "mflops_imagenet224": mflops_imagenet224,
-      "wall_time_s": round(wall_time_s, 1), "device": device_description(),
+      # this attempt's wall time; and the training time over every attempt of a resumed
+      # run (records.MetricsWriter.elapsed_s)
+      "wall_time_s": round(wall_time_s, 1),
+      "wall_time_all_attempts_s": round(wall_time_all_attempts_s
+                                        if wall_time_all_attempts_s is not None
+                                        else wall_time_s, 1),
+      "device": device_description(),
       "versions": library_versions(), "git_commit": commit,
       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
       "config": json.loads(config.to_json_best_effort()),

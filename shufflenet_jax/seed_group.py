@@ -31,7 +31,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from shufflenet_jax import complexity, datasets, device_data, records, train, workdir_lock
+from shufflenet_jax import (complexity, datasets, device_data, records, train, validate,
+                            workdir_lock)
 from shufflenet_jax.wandb_mirror import WandbMirror
 
 # Fields that may differ between the members of a group (everything else must be equal).
@@ -100,6 +101,8 @@ def train_group(configs: list[ml_collections.ConfigDict], workdirs: list,
     raise ValueError("data_on_device=True trains on one process; a multi-process run uses "
                      "the tf.data pipeline (--config.data_on_device=False)")
   workdirs = [Path(w) for w in workdirs]
+  for c, w in zip(configs, workdirs):  # corrupt or foreign records: one line, nothing changed
+    validate.check_run_workdir(c, w)
   for w in workdirs:
     w.mkdir(parents=True, exist_ok=True)
   todo = [i for i, w in enumerate(workdirs) if not (w / "result.json").exists()]
@@ -204,6 +207,9 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
                                            cleanup_tmp_directories=True)) for w in workdirs]
   try:
     start_step = _common_step(managers)
+    earlier_s = [records.truncate_metrics(w, start_step, final=start_step == total_steps,
+                                          lost_after=2 * config.checkpoint_every_steps)
+                 for w in workdirs]  # before any checkpoint is dropped
     if start_step:
       abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
           x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
@@ -219,11 +225,10 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
       for m in managers:  # checkpoints not shared by every seed are of no use
         for s in m.all_steps():
           m.delete(s)
-    for w in workdirs:
-      records.truncate_metrics(w, start_step, final=start_step == total_steps)
 
     mirrors = [WandbMirror(c, w) for c, w in zip(configs, workdirs)]
-    writers = [records.MetricsWriter(w, m) for w, m in zip(workdirs, mirrors)]
+    writers = [records.MetricsWriter(w, m, e, started=t_start)
+               for w, m, e in zip(workdirs, mirrors, earlier_s)]
     logging.info("training %s on %s for %d steps (batch %d), %d seed(s) %s in one program, "
                  "data on %s", config.model, config.dataset, total_steps, config.batch_size, k,
                  seeds, device)
@@ -282,7 +287,7 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
                             "steps": step},
           complexity=counted, mflops_imagenet224=paper_arch["mflops"],
           wall_time_s=time.time() - t_start, commit=commit,
-          implementations=train.resolve_impls(c))
+          implementations=train.resolve_impls(c), wall_time_all_attempts_s=writer.elapsed_s())
       result["trainer"] = {"data": "device", "seed_group": seeds}
       records.write_result(w, result)
       mirror.summary(result)

@@ -30,7 +30,7 @@ from absl import logging
 from flax import nnx
 
 from shufflenet_jax import complexity, datasets
-from shufflenet_jax import records, workdir_lock
+from shufflenet_jax import records, validate, workdir_lock
 from shufflenet_jax.models import layers, registry
 from shufflenet_jax.wandb_mirror import WandbMirror
 
@@ -92,8 +92,9 @@ def model_kwargs(config) -> dict[str, Any]:
   return kwargs
 
 
-def build_model(config, rngs: nnx.Rngs) -> nnx.Module:
-  """The run's model with its compute dtype and the layer implementations for the platform."""
+def build_model(config, rngs: nnx.Rngs, devices: int | None = None) -> nnx.Module:
+  """The run's model with its compute dtype and the layer implementations for the platform
+  and the number of ``devices`` the batch is split over (default: all; resolve_impls)."""
   if config.dtype not in ("float32", "bfloat16", "float64"):
     raise ValueError(f"dtype={config.dtype!r}; valid: float32, bfloat16 (float64: numerical "
                      "tests, with jax_enable_x64)")
@@ -101,7 +102,8 @@ def build_model(config, rngs: nnx.Rngs) -> nnx.Module:
     raise ValueError("dtype='float64' needs jax_enable_x64 (JAX_ENABLE_X64=1)")
   compute = {"bfloat16": jnp.bfloat16, "float64": jnp.float64}.get(config.dtype)
   accepted = registry.model_arguments(config.model)
-  impls = {k: v for k, v in resolve_impls(config).items() if accepted is None or k in accepted}
+  impls = {k: v for k, v in resolve_impls(config, devices).items()
+           if accepted is None or k in accepted}
   return registry.create_model(
       config.model, rngs=rngs, dtype=compute,
       **impls, **model_kwargs(config))
@@ -317,6 +319,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict:
   from shufflenet_jax import input_pipeline
   workdir.mkdir(parents=True, exist_ok=True)
+  validate.check_run_workdir(config, workdir)  # corrupt or foreign records: one line
   if (workdir / "result.json").exists():
     logging.info("%s already has result.json; nothing to do", workdir)
     return json.loads((workdir / "result.json").read_text())
@@ -351,7 +354,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
   if restored is not None:
     state = restored
     logging.info("resumed from the checkpoint at step %d", start_step)
-  records.truncate_metrics(workdir, start_step, final=start_step == total_steps)
+  earlier_s = records.truncate_metrics(workdir, start_step, final=start_step == total_steps,
+                                       lost_after=2 * config.checkpoint_every_steps)
 
   train_step = jax.jit(
       make_train_step(train_graphdef, tx, spec.num_classes, config.label_smoothing),
@@ -361,7 +365,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
                       in_shardings=(replicated, data_sharding), out_shardings=replicated)
 
   mirror = WandbMirror(config, workdir)
-  writer = records.MetricsWriter(workdir, mirror)
+  writer = records.MetricsWriter(workdir, mirror, earlier_s, started=t_start)
   train_iter = input_pipeline.train_dataset(
       config, start_step=start_step,
       rows=process_rows(data_sharding, config.batch_size)).as_numpy_iterator()
@@ -420,7 +424,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
     result = records.run_record(
         config, final_metrics={**train_metrics, **final, "steps": step}, complexity=counted,
         mflops_imagenet224=paper_arch["mflops"], wall_time_s=time.time() - t_start,
-        commit=commit, implementations=resolve_impls(config))
+        commit=commit, implementations=resolve_impls(config),
+        wall_time_all_attempts_s=writer.elapsed_s())
     records.write_result(workdir, result)
     mirror.summary(result)
     if jax.process_count() > 1:  # every process leaves once process 0's record is written

@@ -2,8 +2,8 @@
 tfds or a dataset is touched (main.py calls it first): every invalid value is a
 ``ValueError`` whose one line names the setting, the value and what is valid.
 
-Only light imports here (the model registry: jax + flax; no TensorFlow), so a bad command
-line fails in seconds.
+Only light imports here (the model catalog, not the models: no JAX, Flax or TensorFlow),
+so a bad command line fails in about a second.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from shufflenet_jax import datasets
-from shufflenet_jax.models import layers, registry
+from shufflenet_jax import catalog, datasets
 
 AUGMENTS = ("pad_crop_flip", "random_resized_crop")
 DTYPES = ("float32", "bfloat16", "float64")
@@ -77,7 +76,7 @@ def _split_size(split: str, total: int) -> int | None:
 def check_config(config) -> None:
   """Raises ``ValueError`` (one line) for the first invalid setting of a run config."""
   try:
-    constructor, preset = registry.model_spec(config.model)
+    preset = catalog.preset(config.model)
   except ValueError as e:
     raise ValueError(f"model: {e}") from None
   try:
@@ -86,9 +85,9 @@ def check_config(config) -> None:
     raise ValueError(f"dataset: {e}") from None
   _choice(config, "augment", AUGMENTS)
   _choice(config, "dtype", DTYPES)
-  _choice(config, "pointwise_impl", ("auto",) + layers.POINTWISE_IMPLS)
-  _choice(config, "depthwise_impl", ("auto",) + layers.DEPTHWISE_IMPLS)
-  _choice(config, "pool_impl", ("auto",) + layers.POOL_IMPLS)
+  _choice(config, "pointwise_impl", ("auto",) + catalog.POINTWISE_IMPLS)
+  _choice(config, "depthwise_impl", ("auto",) + catalog.DEPTHWISE_IMPLS)
+  _choice(config, "pool_impl", ("auto",) + catalog.POOL_IMPLS)
   if str(config.get("materialize_units", "auto")).lower() not in ("auto", "true", "false",
                                                                    "1", "0"):
     _fail("materialize_units", config.materialize_units, "auto, True, False")
@@ -166,3 +165,53 @@ def check_workdir(workdir: str | os.PathLike | None) -> None:
                      f"created")
   if not os.access(probe, os.W_OK | os.X_OK):
     raise ValueError(f"--workdir={workdir}: {probe} is not writable")
+
+
+RECORD_FILES = ("config.json", "metrics.jsonl", "result.json")
+# Settings a resumed run may change: where it logs and how its seeds are batched together.
+RESUMABLE_CHANGES = ("wandb", "seeds_per_program", "data_dir", "download", "cache")
+
+
+def config_differences(stored: dict, config) -> list[str]:
+  """``key: stored -> now`` for each setting of ``config`` that differs from ``stored`` (a
+  run's config.json). Settings absent from ``stored`` (added to the code since) and
+  ``RESUMABLE_CHANGES`` are not compared."""
+  import json
+  now = json.loads(config.to_json_best_effort())
+  return [f"{k}={stored[k]!r} there, {now[k]!r} now" for k in sorted(now)
+          if k in stored and k not in RESUMABLE_CHANGES and stored[k] != now[k]]
+
+
+def check_run_workdir(config, workdir: str | os.PathLike, compare: bool = True) -> None:
+  """A run's workdir as a resume finds it: its records are files that parse, its
+  checkpoints a directory, and (``compare``) its config.json the settings of ``config``.
+  Each problem is one line naming the file and how to recover; nothing is changed."""
+  import json
+  path = Path(workdir)
+  if not path.is_dir():
+    return  # a new run (check_workdir: it can be created)
+  for name in RECORD_FILES:
+    if (path / name).exists() and not (path / name).is_file():
+      raise ValueError(f"{path / name} is not a file: move it out of the way to resume the run "
+                       f"(it is written by the run)")
+  if (path / "checkpoints").exists() and not (path / "checkpoints").is_dir():
+    raise ValueError(f"{path / 'checkpoints'} is not a directory: move it out of the way (the "
+                     f"run then trains again from step 0)")
+  for name in ("config.json", "result.json"):
+    if (path / name).is_file():
+      try:
+        record = json.loads((path / name).read_text())
+        if not isinstance(record, dict):
+          raise ValueError("not a JSON object")
+      except (ValueError, UnicodeDecodeError) as e:
+        how = ("delete it to resume with this command line's settings" if name == "config.json"
+               else "delete it to finish the run again from its newest checkpoint")
+        raise ValueError(f"{path / name} cannot be read ({str(e).splitlines()[0]}): {how}, or "
+                         f"use another --workdir") from None
+      if name == "config.json" and compare:
+        differ = config_differences(record, config)
+        if differ:
+          raise ValueError(f"{path / name} records other settings than this command line's "
+                           f"({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''}): "
+                           f"run with that run's settings to resume it, or use another "
+                           f"--workdir")

@@ -35,8 +35,8 @@ class WandbMirror:
     mode = cfg.mode if cfg else "disabled"
     if mode not in MODES:
       raise ValueError(f"wandb.mode={mode!r}; valid: {', '.join(MODES)}")
-    import jax
-    if mode == "disabled" or jax.process_index() != 0:
+    from shufflenet_jax import records
+    if mode == "disabled" or not records.writes_records():
       return
     if mode == "auto":
       mode = "online" if _has_credentials() else "offline"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shufflenet_jax import cluster, launch
+from shufflenet_jax import cluster, launch, records
 from tests.tiny import tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def reference(tmp_path_factory):
 
 
 def _metrics_lines(workdir):
-  return [{k: v for k, v in json.loads(l).items() if k != "img_per_s"}
+  return [{k: v for k, v in json.loads(l).items() if k not in records.TIMING_KEYS}
           for l in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 

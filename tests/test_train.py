@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shufflenet_jax import input_pipeline, train
+from shufflenet_jax import input_pipeline, records, train
 from tests.tiny import tiny_config, tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,9 +53,12 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
   resumed = json.loads((killed / "result.json").read_text())
   for key, value in straight["metrics"].items():
     assert resumed["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
-  strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"}
+  strip = lambda p: [{k: v for k, v in json.loads(l).items() if k not in records.TIMING_KEYS}
                      for l in p.read_text().splitlines()]
   assert strip(killed / "metrics.jsonl") == strip(tmp_path / "straight" / "metrics.jsonl")
+  # The time of both attempts is recorded beside the last one's.
+  assert resumed["wall_time_all_attempts_s"] > resumed["wall_time_s"] > 0
+  assert straight["wall_time_all_attempts_s"] == pytest.approx(straight["wall_time_s"], abs=0.11)
   # No wandb directory when wandb is disabled.
   assert not (killed / "wandb").exists()
 
@@ -72,12 +75,15 @@ assert jax.device_count() == 4
 c = tiny_config()
 batch = {"image": np.random.RandomState(0).randn(32, 28, 28, 1),
          "label": np.arange(32) % 10}
-losses, params = [], []
+losses, params, impls = [], [], []
 for n in (1, 4):
   mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:n])
   data, rep = jax.NamedSharding(mesh, jax.P("data")), jax.NamedSharding(mesh, jax.P())
-  model = train.build_model(c, nnx.Rngs(0))
+  # Each with the implementations `auto` picks for its device count (CPU: shiftvjp on one
+  # device, shift on four), so the test also holds the per-mesh choice to the same math.
+  model = train.build_model(c, nnx.Rngs(0), devices=n)
+  impls.append(train.resolve_impls(c, n))
   model.train()
   gd, p, bs = nnx.split(model, nnx.Param, nnx.BatchStat)
   p, bs = jax.tree.map(lambda a: a.astype(jnp.float64), (p, bs))
@@ -90,7 +96,8 @@ for n in (1, 4):
     state, m = step(state, jax.device_put(batch, data))
   losses.append(float(m["loss"]))
   params.append(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state["params"])]))
-print("LOSSES", losses)
+print("LOSSES", losses, impls)
+assert impls[0]["depthwise_impl"] == "shiftvjp" and impls[1]["depthwise_impl"] == "shift"
 assert params[0].dtype == np.float64
 np.testing.assert_allclose(losses[0], losses[1], rtol=1e-12)
 np.testing.assert_allclose(params[0], params[1], rtol=1e-10, atol=1e-12)

@@ -27,10 +27,10 @@ import numpy as np
 from flax import nnx
 from flax.nnx.nn import normalization as nnx_norm
 
-POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag", "groupmajor")
-DEPTHWISE_IMPLS = ("lax", "shift", "shiftvjp")
+from shufflenet_jax.catalog import DEPTHWISE_IMPLS, POINTWISE_IMPLS, POOL_IMPLS  # noqa: F401
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
+
 
 def normal_init(std_of_fan_in):
   """A normal initializer with std = ``std_of_fan_in(fan_in)`` for HWIO / IO kernels.
@@ -386,7 +386,6 @@ def _update_running_stats(bn: nnx.BatchNorm, mean: jax.Array, var: jax.Array) ->
   bn.var[...] = bn.momentum * bn.var[...] + (1 - bn.momentum) * var
 
 
-POOL_IMPLS = ("window", "depthwise", "shift")
 
 
 def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:

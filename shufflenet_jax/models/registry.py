@@ -10,13 +10,14 @@ themselves with :func:`register`; nothing here changes when they do.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from flax import nnx
 
+from shufflenet_jax import catalog
+from shufflenet_jax.catalog import shufflenet_name
 from shufflenet_jax.models import shufflenet
 
 # name -> (constructor, preset keyword arguments)
@@ -37,14 +38,7 @@ def model_names() -> list[str]:
 def model_spec(name: str) -> tuple[Callable[..., nnx.Module], dict[str, Any]]:
   """The constructor and preset keyword arguments registered under ``name``."""
   if name not in _MODELS:
-    close = difflib.get_close_matches(name, _MODELS, n=5, cutoff=0.6)
-    hint = f"; did you mean: {', '.join(close)}" if close else ""
-    raise ValueError(
-        f"unknown model name {name!r}{hint}. ShuffleNet names are "
-        f"shufflenet_{{width}}x_g{{groups}}[_shallow][_se][_noshuffle] with width in "
-        f"{', '.join(map(str, shufflenet.WIDTHS))} and groups in "
-        f"{', '.join(map(str, shufflenet.GROUPS))}; see shufflenet_jax.models.model_names() "
-        f"for all {len(_MODELS)} names")
+    raise catalog.unknown_model(name, _MODELS)
   return _MODELS[name]
 
 
@@ -68,19 +62,6 @@ def create_model(name: str, *, rngs: nnx.Rngs | None = None, **overrides: Any) -
       raise ValueError(f"{name}: unknown argument(s) {', '.join(unknown)}; valid: "
                        f"{', '.join(sorted(accepted))}")
   return constructor(**{**preset, **overrides}, rngs=rngs if rngs is not None else nnx.Rngs(0))
-
-
-def shufflenet_name(groups: int, width: float, *, depth: str = "standard", se: bool = False,
-                    shuffle: bool = True) -> str:
-  """The registry name of a ShuffleNet configuration (the one place the scheme lives)."""
-  name = f"shufflenet_{float(width)}x_g{groups}"
-  if depth == "shallow":
-    name += "_shallow"
-  if se:
-    name += "_se"
-  if not shuffle:
-    name += "_noshuffle"
-  return name
 
 
 def _register_shufflenets() -> None:

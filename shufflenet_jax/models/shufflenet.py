@@ -18,12 +18,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from shufflenet_jax.catalog import DEPTHS, GROUPS, WIDTHS  # the paper's grid
 from shufflenet_jax.models import group_major as gm
 from shufflenet_jax.models import layers
 
-GROUPS = (1, 2, 3, 4, 8)
-WIDTHS = (0.25, 0.5, 1.0, 1.5, 2.0)
-DEPTHS = ("standard", "shallow")
 STEMS = ("imagenet", "small")
 
 # Paper Table 1: output channels of stages 2, 3, 4 at width 1x, per group count.
