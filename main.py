@@ -30,10 +30,21 @@ flags.DEFINE_string("process_id", None, "This process's index, 0..num_processes-
 flags.DEFINE_string("local_device_ids", None, "Comma-separated local devices this process "
                     "uses (env JAX_LOCAL_DEVICE_IDS); default all.")
 flags.DEFINE_integer("distributed_timeout", 300, "Seconds to wait for every process to join.")
+flags.DEFINE_bool("verbose", False, "Also log the libraries' INFO lines (tfds, orbax, XLA).")
 flags.DEFINE_string("worker", "0/1", "For sweeps: i/n runs every n-th run starting at i, so n "
                     "processes or hosts split one sweep without overlap.")
 config_flags.DEFINE_config_file("config", None, "Config file (path.py[:preset]).",
                                 lock_config=True)
+
+
+_ROOT = str(Path(__file__).resolve().parent)
+
+
+def _own_info_only(record) -> bool:
+  """Warnings and errors from anywhere; INFO lines (tfds' dataset loading, orbax's every
+  save, XLA's backend probing) only from this project's own code."""
+  return record.levelno >= std_logging.WARNING or record.pathname.startswith(_ROOT) and (
+      "/.venv/" not in record.pathname[len(_ROOT):])
 
 
 def _fail(message: str) -> None:
@@ -134,9 +145,8 @@ def main(argv):
 
   cache = compile_cache.enable()
 
-  # Orbax logs every step of every save at INFO; keep the run's own progress readable.
-  logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
+  if not FLAGS.verbose:  # the run's own progress, not every library's INFO lines
+    logging.get_absl_handler().addFilter(_own_info_only)
   config = FLAGS.config
   logging.info("JAX process %d / %d; devices: %s", jax.process_index(), jax.process_count(),
                jax.devices())

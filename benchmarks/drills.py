@@ -413,29 +413,38 @@ def orphans_after_kill(workdir: Path, wait_s: float = 30) -> tuple[str, float]:
   if core is None:
     proc.kill()
     return "no wandb service was started", 0.0
+  helpers = _processes_watching(core, b"--parent-pid")  # wandb-symon, the system monitor
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   t0 = time.time()
-  while _alive(core) and time.time() - t0 < wait_s:
+  while any(map(_alive, [core, *helpers])) and time.time() - t0 < wait_s:
     time.sleep(0.1)
   lived = time.time() - t0
-  if _alive(core):
-    os.kill(core, signal.SIGKILL)
-    return f"wandb-core (pid {core}) still running {wait_s:.0f} s after the kill", lived
+  left = [pid for pid in [core, *helpers] if _alive(pid)]
+  for pid in left:
+    os.kill(pid, signal.SIGKILL)
+  if left:
+    return f"wandb processes {left} still running {wait_s:.0f} s after the kill", lived
   return "ok", lived
 
 
 def _wandb_core_of(pid: int) -> int | None:
   """The pid of the wandb service started for process ``pid`` (it is passed --pid)."""
+  found = _processes_watching(pid, b"--pid")
+  return found[0] if found else None
+
+
+def _processes_watching(pid: int, flag: bytes) -> list[int]:
+  """Processes started with ``<flag> <pid>`` on their command line."""
+  out = []
   for d in Path("/proc").glob("[0-9]*"):
     try:
       cmd = (d / "cmdline").read_bytes().split(b"\0")
     except OSError:
       continue
-    if cmd[0].endswith(b"wandb-core") and b"--pid" in cmd:
-      if cmd[cmd.index(b"--pid") + 1:cmd.index(b"--pid") + 2] == [str(pid).encode()]:
-        return int(d.name)
-  return None
+    if flag in cmd and cmd[cmd.index(flag) + 1:cmd.index(flag) + 2] == [str(pid).encode()]:
+      out.append(int(d.name))
+  return out
 
 
 def _alive(pid: int) -> bool:
@@ -517,9 +526,9 @@ def orphans_section(workdir: Path) -> tuple[list[str], int]:
   result, lived = orphans_after_kill(workdir)
   print("orphans:", result, f"{lived:.1f} s", flush=True)
   return ["## No orphans", "",
-          "A run with wandb in offline mode SIGKILLed while training: "
-          + (f"its `wandb-core` service (started with the run's pid to watch) exited "
-             f"{lived:.1f} s later." if result == "ok" else f"FAILED: {result}")
+          "A run with wandb in offline mode, SIGKILLed once its wandb service was up: "
+          + (f"`wandb-core` (started with the run's pid to watch) and its system monitor "
+             f"were gone {lived:.1f} s later." if result == "ok" else f"FAILED: {result}")
           + " tf.data works in threads of the run's own process (no worker processes).", ""], \
       0 if result == "ok" else 1
 

@@ -4,12 +4,12 @@
   python main.py --config=configs/default.py:proxy --workdir=runs/proxy   # the proxy schedule
   python main.py --config=configs/default.py --config.model=shufflenet_0.5x_g8 ...
 
-Presets: ``quick`` (0.25x g3, 0.7 epoch with the proxy's learning rates; results/quick/
+Presets: ``quick`` (0.25x g3, 0.7 epoch with the proxy's learning rates; results/lab/quick/
 holds the measured run: 82.90% test accuracy, 72 s for the command on a 2-core CPU) and
 ``proxy`` (0.5x g3, 12 epochs of the full training set, lr 3.2 per 1024 images with the
 classifier's at 0.05x: GPU minutes, about 1-2 hours on a 2-core CPU;
-results/proxy_lr3.2_fc0.05/ holds the measured run: 93.09% test accuracy; seed 1 in
-results/proxy_lr3.2_fc0.05_seed1/: 93.11%).
+results/lab/proxy_lr3.2_fc0.05/ holds the measured run: 93.09% test accuracy; seed 1 in
+results/lab/proxy_lr3.2_fc0.05_seed1/: 93.11%).
 The default (no preset) is ``proxy``.
 """
 
@@ -64,7 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_epochs = 12.0
   c.num_train_steps = -1       # > 0 overrides num_epochs
   # lr and classifier_lr_scale, not the paper's (docs/training.md): peak 0.4 at batch 128,
-  # the classifier at 1/20 of it (0.02); results/proxy_lr3.2_fc0.05/ and results/quick/ hold
+  # the classifier at 1/20 of it (0.02); results/lab/proxy_lr3.2_fc0.05/ and results/lab/quick/ hold
   # the measured runs. The sweeps (configs/sweeps.py) and configs/imagenet.py keep one lr.
   c.learning_rate = 3.2        # at lr_reference_batch; scaled linearly with batch_size
   c.lr_reference_batch = 1024

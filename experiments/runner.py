@@ -42,7 +42,8 @@ def _run(config, root: Path, runs, mine, worker: str) -> list[Path]:
   logging.info("sweep %s (%s): %d runs, %d for worker %s, in %s", config.sweep_name,
                config.preset, len(runs), len(mine), worker, root)
   t0, trained = time.time(), 0
-  for k, group in enumerate(sweep.seed_groups(mine, config), 1):
+  groups = sweep.seed_groups(mine, config)
+  for k, group in enumerate(groups, 1):
     dirs = [root / "runs" / run.run_id for run in group]
     todo = [run for run, d in zip(group, dirs) if not finished(run, d)]
     names = ", ".join(run.run_id for run in group)
@@ -51,10 +52,14 @@ def _run(config, root: Path, runs, mine, worker: str) -> list[Path]:
       continue
     logging.info("[%d] %s: training%s", k, ", ".join(r.run_id for r in todo),
                  f" ({len(todo)} seeds in one program)" if len(group) > 1 else "")
-    if run_on_device(config):
-      results = seed_group.train_group([r.config for r in group], dirs)
-    else:
-      results = [train.train_and_evaluate(group[0].config, dirs[0])]
+    label = train.PROGRESS.set(f"[{k}/{len(groups)}] {names}: ")
+    try:
+      if run_on_device(config):
+        results = seed_group.train_group([r.config for r in group], dirs)
+      else:
+        results = [train.train_and_evaluate(group[0].config, dirs[0])]
+    finally:
+      train.PROGRESS.reset(label)
     trained += len(todo)
     for run, result in zip(group, results):
       if run not in todo:

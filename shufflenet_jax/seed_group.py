@@ -257,7 +257,8 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
           w.write(step, dict(train_loss=float(loss[i]), train_top1_err=float(err[i]),
                              learning_rate=float(setup.schedule(step - 1)), img_per_s=img_s))
         eta = (total_steps - step) * elapsed / steps_since_log
-        logging.info("step %d/%d  loss %s  %.0f img/s per seed (%d seeds)  ETA %s", step,
+        logging.info("%sstep %d/%d  loss %s  %.0f img/s per seed (%d seeds)  ETA %s",
+                     train.PROGRESS.get(), step,
                      total_steps, " ".join(f"{v:.3f}" for v in loss), img_s, k,
                      train._fmt_seconds(eta))
         t_log, steps_since_log = time.time(), 0

@@ -11,7 +11,7 @@ step), checkpoints/ (orbax), wandb/ (the mirror), result.json (on completion).
 
 from __future__ import annotations
 
-import functools
+import contextvars
 import json
 import math
 import shutil
@@ -373,7 +373,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
   logging.info("training %s on %s for %d steps (batch %d, %d devices)", config.model,
                config.dataset, total_steps, config.batch_size, jax.device_count())
   pending = []
-  t_log, steps_since_log = time.time(), 0
+  t_log, steps_since_log, first_log = time.time(), 0, True
   step = start_step
   try:
     while step < total_steps:
@@ -400,13 +400,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
             train_loss=loss, train_top1_err=float(np.mean([m["top1_err"] for m in host])),
             learning_rate=float(schedule(step - 1)),
             img_per_s=img_s))
-        logging.info("step %d/%d  loss %.4f  %.0f img/s  ETA %s", step, total_steps, loss,
-                     img_s, _fmt_seconds(eta))
+        logging.info("%sstep %d/%d  loss %.4f  %.0f img/s%s  ETA %s%s", PROGRESS.get(), step,
+                     total_steps, loss, img_s, " (incl. compiling)" if first_log else "",
+                     _fmt_seconds(eta), _last_eval(writer))
+        first_log = False
         t_log, steps_since_log = time.time(), 0
       if (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) and not last:
         ev = evaluate(eval_step, state, config, data_sharding)
         writer.write(step, ev)
-        logging.info("step %d eval: top-1 err %.2f%%", step, 100 * ev["eval_top1_err"])
+        logging.info("%sstep %d eval: top-1 err %.2f%%", PROGRESS.get(), step,
+                     100 * ev["eval_top1_err"])
       if step % config.checkpoint_every_steps == 0 or last:
         ckpt.save(step, args=ocp.args.StandardSave(state))
     ckpt.wait_until_finished()
@@ -469,6 +472,16 @@ def restore_model(workdir: str | Path, **overrides: Any) -> tuple[nnx.Module, in
   nnx.update(model, state["params"], state["batch_stats"])
   model.eval()
   return model, int(step)
+
+
+# A label for the progress lines of the run in progress, e.g. a sweep's "[3/24] <run id> "
+# (experiments/runner.py sets it around each run).
+PROGRESS: contextvars.ContextVar[str] = contextvars.ContextVar("progress", default="")
+
+
+def _last_eval(writer) -> str:
+  last = writer.last("eval_top1_err")
+  return f"  last eval top-1 err {100 * last['eval_top1_err']:.2f}%" if last else ""
 
 
 def _fmt_seconds(s: float) -> str:

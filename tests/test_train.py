@@ -315,7 +315,7 @@ def _check_preset_record(preset: str, record: str, steps: int, floor: float, **d
   record's values), and that the record's final eval on all 10,000 test images, after
   ``steps`` steps, is >= ``floor`` top-1."""
   from configs import default
-  record = ROOT / "results" / record
+  record = ROOT / "results" / "lab" / record
   recorded = json.loads((record / "config.json").read_text())
   config = json.loads(default.get_config(preset).to_json())
   config.pop("wandb"), recorded.pop("wandb")
@@ -336,8 +336,8 @@ def _check_preset_record(preset: str, record: str, steps: int, floor: float, **d
 
 
 def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
-  """configs/default.py:proxy is the config of results/proxy_lr3.2_fc0.05/ (seed 0), and of
-  results/proxy_lr3.2_fc0.05_seed1/ but for the seed; both runs' final evals on all 10,000
+  """configs/default.py:proxy is the config of results/lab/proxy_lr3.2_fc0.05/ (seed 0), and of
+  results/lab/proxy_lr3.2_fc0.05_seed1/ but for the seed; both runs' final evals on all 10,000
   Fashion-MNIST test images are >= 93% top-1."""
   from configs import default
   assert default.get_config("proxy").seed == 0
@@ -355,7 +355,7 @@ def test_proxy_preset_is_the_recorded_run_that_reached_93_percent():
 
 
 def test_quick_preset_is_the_recorded_run_above_80_percent():
-  """configs/default.py:quick is the config of results/quick/ (a fresh-clone run on the
+  """configs/default.py:quick is the config of results/lab/quick/ (a fresh-clone run on the
   2-core CPU), which reached >= 80% on all 10,000 test images in 329 steps."""
   _check_preset_record("quick", "quick", steps=329, floor=0.80)
 
