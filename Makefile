@@ -49,7 +49,7 @@ complexity: setup
 # tests/test_bench.py runs only where it is installed).
 bench: setup
 	$(PY) -m pip install -q -r requirements-bench.txt
-	$(PY) -m experiments.bench_train --out=results/bench_train.md
+	$(PY) -m benchmarks.bench_train --out=results/bench_train.md
 
 # What benchmarks/gpu_ablation.sh needs on a GPU machine without network or TensorFlow:
 # Fashion-MNIST as one .npz and the ml_collections wheel.

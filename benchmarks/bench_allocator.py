@@ -1,11 +1,11 @@
 """The JAX train step on tcmalloc vs the system malloc, side by side.
 
-  python -m experiments.bench_allocator                       # 1.0x g3, auto impls
-  python -m experiments.bench_allocator --model=shufflenet_0.5x_g3 --rounds=8
-  python -m experiments.bench_allocator --out=results/bench_allocator.md
+  python -m benchmarks.bench_allocator                       # 1.0x g3, auto impls
+  python -m benchmarks.bench_allocator --model=shufflenet_0.5x_g3 --rounds=8
+  python -m benchmarks.bench_allocator --out=results/bench_allocator.md
 
 Starts two worker processes that build the same compiled train step as
-``experiments.bench_train`` (proxy shape: 28x28x1, small stem, batch 128), one with
+``benchmarks.bench_train`` (proxy shape: 28x28x1, small stem, batch 128), one with
 tcmalloc preloaded (``LD_PRELOAD``) and one on the system allocator, then
 asks them in turn (alternating which goes first), ``--rounds`` times, to time ``--steps``
 steps, so both see the same machine load. Prints each round's ms/step and the kernel (sys) CPU time per step, the
@@ -32,7 +32,7 @@ ALLOCATORS = ("tcmalloc", "system")
 
 def worker(model: str, impl: str, steps: int) -> None:
   """Build the step, then for every line on stdin time ``steps`` steps; answer in JSON."""
-  from experiments.bench_train import SHAPES, JaxCandidate
+  from benchmarks.bench_train import SHAPES, JaxCandidate
   cand = JaxCandidate(model, SHAPES["proxy"], SHAPES["proxy"]["batch"], "float32", impl)
   cand.run_train(steps)  # first touches of the step's memory
   print(json.dumps(dict(ready=True, allocator=malloc.describe(), impl=impl)), flush=True)
@@ -49,7 +49,7 @@ def _start(allocator: str, args) -> subprocess.Popen:
   env.pop("LD_PRELOAD", None)
   if allocator == "tcmalloc":
     env["LD_PRELOAD"] = malloc.find_tcmalloc()
-  cmd = [sys.executable, "-m", "experiments.bench_allocator", "--worker",
+  cmd = [sys.executable, "-m", "benchmarks.bench_allocator", "--worker",
          f"--model={args.model}", f"--impl={args.impl}", f"--steps={args.steps}"]
   return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                           cwd=Path(__file__).resolve().parents[1])
@@ -63,7 +63,7 @@ def _read(proc: subprocess.Popen) -> dict:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m experiments.bench_allocator", description=__doc__,
+  p = argparse.ArgumentParser(prog="python -m benchmarks.bench_allocator", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", default="shufflenet_1.0x_g3")
   p.add_argument("--impl", default="auto")
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     print("error: tcmalloc is not installed (apt-get install libtcmalloc-minimal4)",
           file=sys.stderr)
     return 2
-  from experiments.bench_train import report, resolve_model_impl
+  from benchmarks.bench_train import report, resolve_model_impl
   try:
     args.impl = resolve_model_impl(args.model, args.impl)
   except ValueError as e:
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
          f"- CPU {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
          f"jax {v['jax']}, flax {v['flax']}.",
          f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-         f"command: python -m experiments.bench_allocator {' '.join(sys.argv[1:])}".rstrip(), ""]
+         f"command: python -m benchmarks.bench_allocator {' '.join(sys.argv[1:])}".rstrip(), ""]
   report(md, args.out)
   return 0
 

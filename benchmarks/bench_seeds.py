@@ -1,8 +1,8 @@
 """Seed-runs per hour: k seeds vmapped in one program against k separate runs.
 
-  python -m experiments.bench_seeds                       # 0.25x g3, 0.5x g3, 1x g8; k=1,4,8
-  python -m experiments.bench_seeds --out=results/bench_seeds.md
-  python -m experiments.bench_seeds --models=shufflenet_0.25x_g3 --ks=1,2 --steps=2 --rounds=1
+  python -m benchmarks.bench_seeds                       # 0.25x g3, 0.5x g3, 1x g8; k=1,4,8
+  python -m benchmarks.bench_seeds --out=results/bench_seeds.md
+  python -m benchmarks.bench_seeds --models=shufflenet_0.25x_g3 --ks=1,2 --steps=2 --rounds=1
 
 For each model at the proxy shape (Fashion-MNIST 28x28 on the device, small stem, batch
 128; shufflenet_jax/seed_group.py's programs) and each k: the first compile of the train
@@ -42,7 +42,7 @@ def _configs(model: str, k: int, batch: int):
 
 
 def main(argv=None) -> int:
-  ap = argparse.ArgumentParser(prog="python -m experiments.bench_seeds", description=__doc__,
+  ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_seeds", description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
   ap.add_argument("--ks", default="1,4,8", help="seeds per program (1 = a separate run)")
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
   header = ["model", "k", "first compile (s)", "step (ms): median [min-max]", "images/s (all seeds)",
             "seed-runs/hour", "vs k separate runs", "vs separate runs, cached compile"]
   md = ["# Seeds in one program: seed-runs per hour", "",
-        f"`python -m experiments.bench_seeds --models={args.models} --ks={args.ks} "
+        f"`python -m benchmarks.bench_seeds --models={args.models} --ks={args.ks} "
         f"--steps={args.steps} --rounds={args.rounds} --budget={args.budget}`: proxy shape "
         f"(28x28x1, small stem, batch {args.batch}, data on the device), a sweep run of "
         f"{args.budget} steps; step = median of {args.rounds} rounds x {args.steps} steps, "

@@ -1,10 +1,10 @@
 """Training- and eval-step throughput: every JAX layer implementation against PyTorch.
 
   pip install -r requirements-bench.txt            # torch==2.13.0 (benchmark only)
-  python -m experiments.bench_train                 # proxy shape: results/bench_train.md's runs
-  python -m experiments.bench_train --impls=all     # every pointwise:depthwise pair
-  python -m experiments.bench_train --shape=imagenet --dtype=bfloat16   # on a GPU
-  python -m experiments.bench_train --out=results/bench_train.md
+  python -m benchmarks.bench_train                 # proxy shape: results/bench_train.md's runs
+  python -m benchmarks.bench_train --impls=all     # every pointwise:depthwise pair
+  python -m benchmarks.bench_train --shape=imagenet --dtype=bfloat16   # on a GPU
+  python -m benchmarks.bench_train --out=results/bench_train.md
 
 Times, in one process and side by side (every candidate once per round, ``--rounds``
 rounds, median reported), the jitted train step (forward + backward + SGD-momentum update
@@ -12,7 +12,7 @@ with weight decay: shufflenet_jax/train.py) of each model for each implementatio
 ``pointwise:depthwise[:pool[:units]]`` (the 1x1 and depthwise conv implementations, the
 stride-2 average pool's, and ``stored`` for ``materialize_units``; ``auto`` is what
 training picks here), and the same network in PyTorch (channels_last,
-the same thread count and batch; experiments/torch_reference.py), and the eval step of
+the same thread count and batch; benchmarks/torch_reference.py), and the eval step of
 each. Prints images/s and the ratio JAX / PyTorch; ``--out`` writes the table with the
 machine, versions and commit. Synthetic inputs: this measures speed, not learning.
 
@@ -134,7 +134,7 @@ class TorchCandidate:
 
   def __init__(self, model: str, shape: dict, batch: int, dtype: str, seed=0):
     import torch
-    from experiments import torch_reference
+    from benchmarks import torch_reference
     self.torch = torch
     self.device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
@@ -202,7 +202,7 @@ def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: in
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m experiments.bench_train", description=__doc__,
+  p = argparse.ArgumentParser(prog="python -m benchmarks.bench_train", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--models", default=",".join(DEFAULT_MODELS))
   p.add_argument("--shape", default="proxy", choices=tuple(SHAPES))
@@ -312,7 +312,7 @@ def _table(results, args, shape, batch) -> list[str]:
          f"- Libraries: jax {v['jax']}, flax {v['flax']}, optax {v.get('optax', '?')}"
          f"{torch_version}; allocator: {malloc.describe()} (shared by both frameworks).",
          f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-         f"command: python -m experiments.bench_train {' '.join(sys.argv[1:])}".rstrip(),
+         f"command: python -m benchmarks.bench_train {' '.join(sys.argv[1:])}".rstrip(),
          ""]
   return md
 

@@ -1,7 +1,7 @@
 """Where the proxy run's warm-up loss spike comes from: the classifier's first steps.
 
-  python -m experiments.probe_classifier                    # the old proxy preset's recipe
-  python -m experiments.probe_classifier --learning_rate=3.2 --classifier_lr_scale=0.05
+  python -m benchmarks.probe_classifier                    # the old proxy preset's recipe
+  python -m benchmarks.probe_classifier --learning_rate=3.2 --classifier_lr_scale=0.05
 
 Runs the first ``--steps`` training steps of ``configs/default.py:proxy`` (the same data
 stream, schedule, optimizer and jitted step as ``main.py``; ``--learning_rate`` and

@@ -1,9 +1,9 @@
 """Where a training step's time goes: XLA:CPU thunk times grouped by the JAX operation.
 
-  python -m experiments.profile_step                                  # 1.0x g3, auto impls
-  python -m experiments.profile_step --model=shufflenet_1.0x_g8 --impl=matmul:shift --top=30
+  python -m benchmarks.profile_step                                  # 1.0x g3, auto impls
+  python -m benchmarks.profile_step --model=shufflenet_1.0x_g8 --impl=matmul:shift --top=30
 
-Compiles the same train step as ``experiments.bench_train`` (proxy shape: 28x28x1, small
+Compiles the same train step as ``benchmarks.bench_train`` (proxy shape: 28x28x1, small
 stem, batch 128), traces ``--steps`` steps with ``jax.profiler`` (XLA's per-thunk trace
 events switched on), and maps every thunk to its HLO instruction in the compiled step. It
 prints the step's wall time, then the thunk time per (pass, JAX primitive) -- ``bwd`` for
@@ -31,7 +31,7 @@ import time  # noqa: E402
 
 import jax  # noqa: E402
 
-from experiments.bench_train import ALL_IMPLS, SHAPES, JaxCandidate, resolve_model_impl  # noqa: E402
+from benchmarks.bench_train import ALL_IMPLS, SHAPES, JaxCandidate, resolve_model_impl  # noqa: E402
 from shufflenet_jax import malloc  # noqa: E402
 
 _INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ([\w\-]+)\(")
@@ -89,7 +89,7 @@ def profile(model: str, impl: str, steps: int) -> dict:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m experiments.profile_step", description=__doc__,
+  p = argparse.ArgumentParser(prog="python -m benchmarks.profile_step", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", default="shufflenet_1.0x_g3")
   p.add_argument("--impl", default="auto", help=f"auto or one of: {', '.join(ALL_IMPLS)}")

@@ -6,7 +6,7 @@ matmul:shiftvjp: ``temp_size_in_bytes`` of the compiled step's ``memory_analysis
 glibc's malloc serves an allocation that large with a fresh ``mmap`` and returns it with
 ``munmap`` when the step ends, so every step page-faults its whole working set in again.
 On the 2-core CPU, side by side (results/bench_allocator.md,
-``python -m experiments.bench_allocator``, the CPU default implementations at commit
+``python -m benchmarks.bench_allocator``, the CPU default implementations at commit
 60c7dca): 1214 ms per 1x g3 train step, 836 ms of kernel (sys) CPU time, on glibc; 760 ms
 and 9 ms of sys time on tcmalloc, which keeps the freed pages for the next step (1.60x).
 glibc's own knobs (``mallopt`` from inside the process) did not stop it reliably: the

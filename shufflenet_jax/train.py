@@ -51,7 +51,7 @@ def resolve_impls(config, devices: int | None = None) -> dict:
   # matmul when every step also page-faulted on glibc.
   # Also on CPU: the stride-2 units' average pool as shifted windows with a separable
   # gradient, and every unit's output stored once (layers.materialize); each measured side
-  # by side in experiments.bench_train.
+  # by side in benchmarks.bench_train.
   # Several devices: only implementations whose sharded train step gathers no batch-sized
   # activation (shufflenet_jax/hlo_check.py, tests/test_distributed.py). shiftvjp's weight
   # gradient slices the batch in a loop (every device would redo the whole batch) and XLA

@@ -1,6 +1,6 @@
 """The training-speed benchmark: its PyTorch twin is the same network as ours (parameter
 count and logits), and its command line rejects bad input. The speed figures themselves
-come from `python -m experiments.bench_train` (results/bench_train.md), never from a test."""
+come from `python -m benchmarks.bench_train` (results/bench_train.md), never from a test."""
 
 import subprocess
 import sys
@@ -14,7 +14,7 @@ from flax import nnx
 from shufflenet_jax.models import create_model
 
 torch = pytest.importorskip("torch", reason="benchmark-only: pip install -r requirements-bench.txt")
-from experiments import torch_reference  # noqa: E402
+from benchmarks import torch_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +44,6 @@ def test_torch_twin_refuses_what_it_does_not_model():
 
 
 def test_cli_rejects_an_unknown_implementation():
-  r = subprocess.run([sys.executable, "-m", "experiments.bench_train", "--impls=lax:fast",
+  r = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--impls=lax:fast",
                       "--no_torch"], cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 2 and "'lax:fast'" in r.stderr and "matmul:shift" in r.stderr

@@ -1,6 +1,6 @@
-"""experiments.bench_seeds runs end to end (a speed script: no timing is asserted)."""
+"""benchmarks.bench_seeds runs end to end (a speed script: no timing is asserted)."""
 
-from experiments import bench_seeds
+from benchmarks import bench_seeds
 
 
 def test_bench_seeds_prints_a_table_with_every_k(tmp_path, capsys):

@@ -52,6 +52,6 @@ def test_bench_allocator_rejects_bad_arguments():
                       (["--impl=fast:fast"],
                        "implementation 'fast:fast'; valid: auto, or pointwise:depthwise"),
                       (["--rounds=0"], "--rounds=0")):
-    out = subprocess.run([sys.executable, "-m", "experiments.bench_allocator", *args], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_allocator", *args], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and match in out.stderr, (args, out.stderr[-500:])

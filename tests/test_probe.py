@@ -1,9 +1,9 @@
-"""experiments/probe_classifier.py: the figures docs/training.md quotes come from it."""
+"""benchmarks/probe_classifier.py: the figures docs/training.md quotes come from it."""
 
 import numpy as np
 from flax import nnx
 
-from experiments import probe_classifier
+from benchmarks import probe_classifier
 from shufflenet_jax import input_pipeline, train
 from tests.tiny import tiny_config
 

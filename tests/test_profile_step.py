@@ -1,4 +1,4 @@
-"""experiments/profile_step.py: thunk times are mapped back to the JAX operations."""
+"""benchmarks/profile_step.py: thunk times are mapped back to the JAX operations."""
 
 import re
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from experiments import profile_step
+from benchmarks import profile_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_hlo_instructions_and_categories_of_a_compiled_gradient():
 def test_profile_of_a_train_step_names_where_the_time_goes():
   # A subprocess: the per-thunk trace events must be switched on before JAX starts.
   out = subprocess.run(
-      [sys.executable, "-m", "experiments.profile_step", "--model=shufflenet_0.25x_g3",
+      [sys.executable, "-m", "benchmarks.profile_step", "--model=shufflenet_0.25x_g3",
        "--impl=groupmajor:shift", "--steps=1", "--top=3"],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stdout + out.stderr
@@ -40,7 +40,7 @@ def test_profile_of_a_train_step_names_where_the_time_goes():
   named = sum(t for k, t in ms.items() if k not in ("(runtime)", "(no JAX op)"))
   assert named >= 0.8 * sum(ms.values()), out.stdout  # thunks mapped to their JAX ops
   assert "slowest 3 thunks:" in out.stdout
-  bad = subprocess.run([sys.executable, "-m", "experiments.profile_step", "--impl=fast"],
+  bad = subprocess.run([sys.executable, "-m", "benchmarks.profile_step", "--impl=fast"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2
   assert "implementation 'fast'; valid: auto, or pointwise:depthwise" in bad.stderr

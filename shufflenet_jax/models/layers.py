@@ -404,7 +404,7 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   ``impl="shift"`` sums the nine shifted, strided windows times 1/9 (:func:`_shift`, the
   same numbers up to float rounding) and has a hand-written separable gradient. XLA:CPU
   computes the gradient of ``window`` as a reduce-window over the dilated cotangent, which
-  was 6% of a 1.0x g3 training step (experiments/profile_step.py); ``auto`` trains with
+  was 6% of a 1.0x g3 training step (benchmarks/profile_step.py); ``auto`` trains with
   ``shift`` on CPU (results/bench_train.md: 0.92x -> 0.96x PyTorch for 1.0x g3).
   """
   _check_choice("pool_impl", impl, POOL_IMPLS)
