@@ -35,13 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from shufflenet_jax import malloc, records, train
-from shufflenet_jax.models import layers, registry
+from shufflenet_jax.models import ops, registry
 
 DEFAULT_MODELS = ("shufflenet_1.0x_g3", "shufflenet_1.0x_g8", "shufflenet_0.5x_g3")
 SHAPES = {"proxy": dict(size=28, channels=1, classes=10, stem="small", batch=128),
           "imagenet": dict(size=224, channels=3, classes=1000, stem="imagenet", batch=32)}
-ALL_IMPLS = tuple(f"{p}:{d}" for p, d in itertools.product(layers.POINTWISE_IMPLS,
-                                                           layers.DEPTHWISE_IMPLS))
+ALL_IMPLS = tuple(f"{p}:{d}" for p, d in itertools.product(ops.POINTWISE_IMPLS,
+                                                           ops.DEPTHWISE_IMPLS))
 UNIT_OUTPUTS = ("fused", "stored")  # ShuffleNet(materialize_units=False / True)
 # The candidates of results/bench_train.md: the CPU default, its settings one at a time and
 # the group-major layout. XLA's own grouped convs (lax:lax, the slowest on CPU) and the
@@ -65,11 +65,11 @@ def check_impl(spec: str) -> str:
     return auto_impl()
   parts = spec.split(":")
   if ":".join(parts[:2]) not in ALL_IMPLS or len(parts) > 4 or (
-      len(parts) > 2 and parts[2] not in layers.POOL_IMPLS) or (
+      len(parts) > 2 and parts[2] not in ops.POOL_IMPLS) or (
       len(parts) > 3 and parts[3] not in UNIT_OUTPUTS):
     raise ValueError(f"implementation {spec!r}; valid: auto, or "
                      f"pointwise:depthwise[:pool[:units]] with pointwise:depthwise one of "
-                     f"{', '.join(ALL_IMPLS)}, pool one of {', '.join(layers.POOL_IMPLS)} "
+                     f"{', '.join(ALL_IMPLS)}, pool one of {', '.join(ops.POOL_IMPLS)} "
                      f"(default window) and units one of {', '.join(UNIT_OUTPUTS)} "
                      "(default fused)")
   return spec

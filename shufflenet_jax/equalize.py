@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shufflenet_jax.models import layers
+from shufflenet_jax.models import ops
 from shufflenet_jax.models.shufflenet import ShuffleNet
 
 
@@ -74,7 +74,7 @@ def equalize_ranges(model: ShuffleNet, images: np.ndarray, *, quantile: float = 
     a, target = _factors(ranges, quantile)
     perm = np.arange(len(a))
     if unit.shuffle and unit.groups > 1:
-      perm = np.asarray(layers.channel_shuffle(jnp.asarray(perm)[None, None, None],
+      perm = np.asarray(ops.channel_shuffle(jnp.asarray(perm)[None, None, None],
                                                unit.groups))[0, 0, 0]
     a_before_shuffle = np.empty_like(a)
     a_before_shuffle[perm] = a

@@ -50,7 +50,7 @@ def resolve_impls(config, devices: int | None = None) -> dict:
   # (results/bench_train.md; shufflenet_jax/malloc.py). groupmajor was 1.23x faster than
   # matmul when every step also page-faulted on glibc.
   # Also on CPU: the stride-2 units' average pool as shifted windows with a separable
-  # gradient, and every unit's output stored once (layers.materialize); each measured side
+  # gradient, and every unit's output stored once (models/ops.py materialize); each measured side
   # by side in benchmarks.bench_train.
   # Several devices: only implementations whose sharded train step gathers no batch-sized
   # activation (shufflenet_jax/hlo_check.py, tests/test_distributed.py). shiftvjp's weight

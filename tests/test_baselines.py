@@ -80,17 +80,17 @@ def test_classic_baselines_complexity(name):
 
 
 def test_table4_unit_widths_fit_the_papers_complexity_levels():
-  from shufflenet_jax import paper
+  from shufflenet_jax import fit_units, paper
   from shufflenet_jax.models import units
   for cell in paper.table4_cells():
     if cell["kind"] == "shufflenet":
       continue
     width = units.FITTED_WIDTHS[(cell["kind"], cell["level"])]
-    assert abs(units.mflops(cell["kind"], width) / cell["level"] - 1) < 0.03, cell
+    assert abs(fit_units.mflops(cell["kind"], width) / cell["level"] - 1) < 0.03, cell
   # The stored width is the closest on its grid (one case; `python -m
-  # shufflenet_jax.models.units` refits all): its neighbours land farther from 38.
+  # shufflenet_jax.fit_units` refits all): its neighbours land farther from 38.
   w, q = units.FITTED_WIDTHS[("resnet", 38)], units.QUANTUM["resnet"]
-  miss = {v: abs(units.mflops("resnet", v) - 38) for v in (w - q, w, w + q)}
+  miss = {v: abs(fit_units.mflops("resnet", v) - 38) for v in (w - q, w, w + q)}
   assert miss[w] == min(miss.values()), miss
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shufflenet_jax import catalog
-from shufflenet_jax.models import layers, registry, shufflenet
+from shufflenet_jax.models import ops, registry, shufflenet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def test_the_catalog_file_equals_the_registry():
 
 
 def test_the_grid_and_implementations_are_the_models_own():
-  assert layers.POINTWISE_IMPLS is catalog.POINTWISE_IMPLS
+  assert ops.POINTWISE_IMPLS is catalog.POINTWISE_IMPLS
   assert shufflenet.WIDTHS is catalog.WIDTHS and shufflenet.GROUPS is catalog.GROUPS
 
 

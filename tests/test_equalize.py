@@ -9,7 +9,7 @@ from flax import nnx
 
 from shufflenet_jax import export, train
 from shufflenet_jax.equalize import equalize_ranges
-from shufflenet_jax.models import create_model, layers
+from shufflenet_jax.models import create_model, ops
 
 
 def _hide_outlier(model, c: int = 5, factor: float = 1000.0) -> None:
@@ -21,7 +21,7 @@ def _hide_outlier(model, c: int = 5, factor: float = 1000.0) -> None:
   mid = unit.bn1.scale.shape[0]
   perm = np.arange(mid)
   if unit.shuffle and unit.groups > 1:
-    perm = np.asarray(layers.channel_shuffle(jnp.asarray(perm)[None, None, None],
+    perm = np.asarray(ops.channel_shuffle(jnp.asarray(perm)[None, None, None],
                                              unit.groups)).ravel()
   k = int(np.flatnonzero(perm == c)[0])
   for bn, i in ((unit.bn1, c), (unit.bn2, k)):

@@ -6,24 +6,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shufflenet_jax.models import group_major, layers
+from shufflenet_jax.models import group_major, layers, ops
 
 
 def test_channel_shuffle_is_the_g_n_transpose():
   # 6 channels, g=2: groups (0 1 2) (3 4 5) -> (n, g) order 0 3 1 4 2 5.
   x = jnp.arange(6.0).reshape(1, 1, 1, 6)
-  np.testing.assert_array_equal(layers.channel_shuffle(x, 2)[0, 0, 0], [0, 3, 1, 4, 2, 5])
+  np.testing.assert_array_equal(ops.channel_shuffle(x, 2)[0, 0, 0], [0, 3, 1, 4, 2, 5])
   # g=3, 12 channels: output k*g + j is input j*n + k.
   g, n = 3, 4
   x = jnp.arange(g * n, dtype=jnp.float32).reshape(1, 1, 1, g * n)
-  out = np.asarray(layers.channel_shuffle(x, g))[0, 0, 0]
+  out = np.asarray(ops.channel_shuffle(x, g))[0, 0, 0]
   expected = [j * n + k for k in range(n) for j in range(g)]
   np.testing.assert_array_equal(out, expected)
 
 
 def test_channel_shuffle_rejects_indivisible_channels():
   with pytest.raises(ValueError, match="groups=4"):
-    layers.channel_shuffle(jnp.zeros((1, 1, 1, 6)), 4)
+    ops.channel_shuffle(jnp.zeros((1, 1, 1, 6)), 4)
 
 
 def _max_rel_err(a, b):
@@ -41,35 +41,35 @@ def _value_and_grads(fn, x, k):
   return y, gx, gk
 
 
-@pytest.mark.parametrize("impl", layers.POINTWISE_IMPLS)
+@pytest.mark.parametrize("impl", ops.POINTWISE_IMPLS)
 @pytest.mark.parametrize("groups,cin,cout", [(1, 24, 60), (3, 240, 60), (8, 64, 384),
                                              (2, 50, 176)])
 def test_pointwise_impls_match_lax_reference(impl, groups, cin, cout):
   kx, kk = jax.random.split(jax.random.key(groups))
   x = jax.random.normal(kx, (2, 5, 7, cin))
   k = jax.random.normal(kk, (1, 1, cin // groups, cout))
-  ref = _value_and_grads(lambda x, k: layers.pointwise_conv(x, k, groups, "lax"), x, k)
-  got = _value_and_grads(lambda x, k: layers.pointwise_conv(x, k, groups, impl), x, k)
+  ref = _value_and_grads(lambda x, k: ops.pointwise_conv(x, k, groups, "lax"), x, k)
+  got = _value_and_grads(lambda x, k: ops.pointwise_conv(x, k, groups, impl), x, k)
   for r, g in zip(ref, got):
     assert g.shape == r.shape
     assert _max_rel_err(g, r) < 1e-5
 
 
-@pytest.mark.parametrize("impl", layers.DEPTHWISE_IMPLS)
+@pytest.mark.parametrize("impl", ops.DEPTHWISE_IMPLS)
 @pytest.mark.parametrize("stride,size", [(1, 7), (2, 8), (2, 7), (1, 4)])
 def test_depthwise_impls_match_lax_reference(impl, stride, size):
   kx, kk = jax.random.split(jax.random.key(size))
   # 6 images: shiftvjp's weight gradient sums 3 slices of the batch (gcd(6, 4) = 2 each).
   x = jax.random.normal(kx, (6, size, size + 1, 12))
   k = jax.random.normal(kk, (3, 3, 1, 12))
-  ref = _value_and_grads(lambda x, k: layers.depthwise_conv(x, k, stride, "lax"), x, k)
-  got = _value_and_grads(lambda x, k: layers.depthwise_conv(x, k, stride, impl), x, k)
+  ref = _value_and_grads(lambda x, k: ops.depthwise_conv(x, k, stride, "lax"), x, k)
+  got = _value_and_grads(lambda x, k: ops.depthwise_conv(x, k, stride, impl), x, k)
   for r, g in zip(ref, got):
     assert g.shape == r.shape
     assert _max_rel_err(g, r) < 1e-5
 
 
-@pytest.mark.parametrize("impl", layers.POINTWISE_IMPLS)
+@pytest.mark.parametrize("impl", ops.POINTWISE_IMPLS)
 @pytest.mark.parametrize("stride,size,groups", [(1, 7, 16), (2, 8, 16), (2, 7, 4), (1, 5, 1)])
 def test_grouped_conv_impls_match_lax_reference(impl, stride, size, groups):
   """ResNeXt's grouped 3x3: the sum over taps of grouped 1x1 convs equals XLA's grouped
@@ -77,8 +77,8 @@ def test_grouped_conv_impls_match_lax_reference(impl, stride, size, groups):
   kx, kk = jax.random.split(jax.random.key(size + groups))
   x = jax.random.normal(kx, (2, size, size + 1, 32))
   k = jax.random.normal(kk, (3, 3, 32 // groups, 32))
-  ref = _value_and_grads(lambda x, k: layers.grouped_conv(x, k, stride, groups, "lax"), x, k)
-  got = _value_and_grads(lambda x, k: layers.grouped_conv(x, k, stride, groups, impl), x, k)
+  ref = _value_and_grads(lambda x, k: ops.grouped_conv(x, k, stride, groups, "lax"), x, k)
+  got = _value_and_grads(lambda x, k: ops.grouped_conv(x, k, stride, groups, impl), x, k)
   for r, g in zip(ref, got):
     assert g.shape == r.shape
     assert _max_rel_err(g, r) < 1e-5
@@ -86,16 +86,16 @@ def test_grouped_conv_impls_match_lax_reference(impl, stride, size, groups):
 
 def test_unknown_impl_names_the_choices():
   with pytest.raises(ValueError, match="pointwise_impl='fft'.*lax, einsum, matmul, blockdiag"):
-    layers.pointwise_conv(jnp.zeros((1, 1, 1, 4)), jnp.zeros((1, 1, 4, 4)), 1, "fft")
+    ops.pointwise_conv(jnp.zeros((1, 1, 1, 4)), jnp.zeros((1, 1, 4, 4)), 1, "fft")
   with pytest.raises(ValueError, match="depthwise_impl='x'.*lax, shift"):
-    layers.depthwise_conv(jnp.zeros((1, 3, 3, 4)), jnp.zeros((3, 3, 1, 4)), 1, "x")
+    ops.depthwise_conv(jnp.zeros((1, 3, 3, 4)), jnp.zeros((3, 3, 1, 4)), 1, "x")
 
 
 def test_pool_3x3_s2_matches_padded_reference():
   x = jax.random.uniform(jax.random.key(0), (1, 6, 5, 2))
   xp = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
-  avg = np.asarray(layers.pool_3x3_s2(x, "avg"))
-  mx = np.asarray(layers.pool_3x3_s2(x, "max"))
+  avg = np.asarray(ops.pool_3x3_s2(x, "avg"))
+  mx = np.asarray(ops.pool_3x3_s2(x, "max"))
   assert avg.shape == mx.shape == (1, 3, 3, 2)
   for i in range(3):
     for j in range(3):
@@ -115,31 +115,31 @@ def test_avg_pool_implementations_equal_the_window_pool(impl, shape):
   # shift group-major's extra leading axis).
   x = jax.random.normal(jax.random.key(1), shape)
   ref = _value_and_grads(lambda x, k: _pool_leading(x, "window") * k, x, 1.0)
-  got = _value_and_grads(lambda x, k: layers.pool_3x3_s2(x, "avg", impl) * k, x, 1.0)
+  got = _value_and_grads(lambda x, k: ops.pool_3x3_s2(x, "avg", impl) * k, x, 1.0)
   for r, g in zip(ref[:2], got[:2]):
     assert g.shape == r.shape and _max_rel_err(g, r) < 1e-6
 
 
 def _pool_leading(x, impl):
   """pool_3x3_s2 over any leading axes, via the NHWC form."""
-  y = layers.pool_3x3_s2(x.reshape(-1, *x.shape[-3:]), "avg", impl)
+  y = ops.pool_3x3_s2(x.reshape(-1, *x.shape[-3:]), "avg", impl)
   return y.reshape(*x.shape[:-3], *y.shape[1:])
 
 
 def test_bad_pool_impl_is_rejected():
   with pytest.raises(ValueError, match="pool_impl='conv'.*window, depthwise, shift"):
-    layers.pool_3x3_s2(jnp.zeros((1, 4, 4, 1)), "avg", "conv")
+    ops.pool_3x3_s2(jnp.zeros((1, 4, 4, 1)), "avg", "conv")
 
 
 def test_materialize_is_the_identity_and_survives_xla():
   """``materialize`` returns its input, passes the gradient through unchanged, and its
   while loop is still in the optimized program (else it would store nothing)."""
   x = jax.random.normal(jax.random.key(3), (2, 3, 3, 4))
-  np.testing.assert_array_equal(layers.materialize(x), x)
+  np.testing.assert_array_equal(ops.materialize(x), x)
   ct = jax.random.normal(jax.random.key(4), x.shape)
-  g = jax.grad(lambda x: jnp.sum(layers.materialize(jnp.maximum(x, 0) + 1) * ct))(x)
+  g = jax.grad(lambda x: jnp.sum(ops.materialize(jnp.maximum(x, 0) + 1) * ct))(x)
   np.testing.assert_array_equal(g, jnp.where(x > 0, ct, 0))
-  hlo = jax.jit(lambda x: layers.materialize(x * 2) + 1).lower(x).compile().as_text()
+  hlo = jax.jit(lambda x: ops.materialize(x * 2) + 1).lower(x).compile().as_text()
   assert " while(" in hlo, hlo[-2000:]
 
 
@@ -153,7 +153,7 @@ def test_group_major_layout_and_shuffle(g, m):
   np.testing.assert_array_equal(group_major.from_group_major(xg), x)
   np.testing.assert_array_equal(
       group_major.from_group_major(group_major.channel_shuffle(xg)),
-      layers.channel_shuffle(x, g))
+      ops.channel_shuffle(x, g))
 
 
 @pytest.mark.parametrize("layout", ["nhwc", "group_major"])

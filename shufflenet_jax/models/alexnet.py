@@ -36,10 +36,6 @@ def local_response_norm(x: jax.Array, size: int = 5, k: float = 2.0, alpha: floa
   return x / (k + alpha / size * sq) ** beta
 
 
-def _max_pool(x: jax.Array) -> jax.Array:
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
-
-
 class AlexNet(nnx.Module):
 
   def __init__(self, *, stem: str = "imagenet", lrn: bool = True, num_classes: int = 1000,
@@ -70,13 +66,13 @@ class AlexNet(nnx.Module):
     if self.lrn:
       x = local_response_norm(x)
     if self.stem == "imagenet":
-      x = _max_pool(x)
+      x = layers.max_pool(x, padding="VALID")
     for i, conv in enumerate(self.convs):
       x = jax.nn.relu(conv(x))
       if i == 0 and self.lrn:
         x = local_response_norm(x)
       if i in POOL_AFTER:
-        x = _max_pool(x)
+        x = layers.max_pool(x, padding="VALID")
     x = jax.nn.relu(self.fc7(jax.nn.relu(self.fc6(x))))
     return jnp.mean(self.fc8(x), axis=(1, 2)).astype(jnp.float32)
 

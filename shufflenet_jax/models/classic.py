@@ -28,24 +28,12 @@ def _check_stem(stem: str, valid=("imagenet", "small")) -> None:
     raise ValueError(f"stem={stem!r}; valid stems: {', '.join(valid)}")
 
 
-def _conv(cin, cout, k, *, stride=1, bias=True, dtype=None, rngs, padding=None):
-  pad = ((k // 2, k // 2),) * 2 if padding is None else padding
-  return nnx.Conv(cin, cout, (k, k), strides=stride, padding=pad, use_bias=bias,
-                  kernel_init=layers.he_init, dtype=dtype, rngs=rngs)
-
-
-def _max_pool(x, k=3, s=2, pad=True):
-  """k x k / s max pool; pad=True pads like Caffe's ceil mode for these shapes (SAME)."""
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, k, k, 1), (1, s, s, 1),
-                               "SAME" if pad else "VALID")
-
-
 class _ConvHead(nnx.Module):
   """FC layers as convolutions (fc1 a VALID kxk conv), averaged over the class map."""
 
   def __init__(self, cin, hidden, num_classes, k, *, dtype, rngs):
-    self.fc1 = _conv(cin, hidden, k, padding="VALID", dtype=dtype, rngs=rngs)
-    self.fc2 = _conv(hidden, hidden, 1, dtype=dtype, rngs=rngs)
+    self.fc1 = layers.conv(cin, hidden, k, padding="VALID", dtype=dtype, rngs=rngs)
+    self.fc2 = layers.conv(hidden, hidden, 1, dtype=dtype, rngs=rngs)
     self.fc3 = nnx.Conv(hidden, num_classes, (1, 1), kernel_init=layers.classifier_init,
                         dtype=dtype, rngs=rngs)
 
@@ -67,7 +55,7 @@ class VGG16(nnx.Module):
     for out, n in VGG16_BLOCKS:
       block = []
       for _ in range(n):
-        block.append(_conv(c, out, 3, dtype=dtype, rngs=rngs))
+        block.append(layers.conv(c, out, 3, dtype=dtype, rngs=rngs))
         c = out
       convs.append(nnx.List(block))
     self.blocks = nnx.List(convs)
@@ -79,7 +67,7 @@ class VGG16(nnx.Module):
     for block in self.blocks:
       for conv in block:
         x = jax.nn.relu(conv(x))
-      x = _max_pool(x, 2, 2, pad=False)
+      x = layers.max_pool(x, 2, 2, "VALID")
     return self.head(x).astype(jnp.float32)
 
 
@@ -96,16 +84,16 @@ class Inception(nnx.Module):
   def __init__(self, cin, spec, *, dtype, rngs):
     c1, r3, c3, r5, c5, pp = spec
     kw = dict(dtype=dtype, rngs=rngs)
-    self.b1 = _conv(cin, c1, 1, **kw)
-    self.b3 = nnx.List([_conv(cin, r3, 1, **kw), _conv(r3, c3, 3, **kw)])
-    self.b5 = nnx.List([_conv(cin, r5, 1, **kw), _conv(r5, c5, 5, **kw)])
-    self.bp = _conv(cin, pp, 1, **kw)
+    self.b1 = layers.conv(cin, c1, 1, **kw)
+    self.b3 = nnx.List([layers.conv(cin, r3, 1, **kw), layers.conv(r3, c3, 3, **kw)])
+    self.b5 = nnx.List([layers.conv(cin, r5, 1, **kw), layers.conv(r5, c5, 5, **kw)])
+    self.bp = layers.conv(cin, pp, 1, **kw)
     self.out_channels = c1 + c3 + c5 + pp
 
   def __call__(self, x):
     seq = lambda convs, y: jax.nn.relu(convs[1](jax.nn.relu(convs[0](y))))
     return jnp.concatenate([jax.nn.relu(self.b1(x)), seq(self.b3, x), seq(self.b5, x),
-                            jax.nn.relu(self.bp(_max_pool(x, 3, 1)))], axis=-1)
+                            jax.nn.relu(self.bp(layers.max_pool(x, 3, 1)))], axis=-1)
 
 
 class GoogLeNet(nnx.Module):
@@ -115,10 +103,10 @@ class GoogLeNet(nnx.Module):
     _check_stem(stem)
     self.stem, self.dtype = stem, dtype
     kw = dict(dtype=dtype, rngs=rngs)
-    self.conv1 = (_conv(in_channels, 64, 7, stride=2, **kw) if stem == "imagenet"
-                  else _conv(in_channels, 64, 3, **kw))
-    self.conv2 = _conv(64, 64, 1, **kw)
-    self.conv3 = _conv(64, 192, 3, **kw)
+    self.conv1 = (layers.conv(in_channels, 64, 7, stride=2, **kw) if stem == "imagenet"
+                  else layers.conv(in_channels, 64, 3, **kw))
+    self.conv2 = layers.conv(64, 64, 1, **kw)
+    self.conv3 = layers.conv(64, 192, 3, **kw)
     mods, c = [], 192
     for spec in INCEPTION:
       if spec != "M":
@@ -134,14 +122,14 @@ class GoogLeNet(nnx.Module):
       x = x.astype(self.dtype)
     x = jax.nn.relu(self.conv1(x))
     if self.stem == "imagenet":
-      x = _max_pool(x)
+      x = layers.max_pool(x)
     x = jax.nn.relu(self.conv3(jax.nn.relu(self.conv2(x))))
     if self.stem == "imagenet":
-      x = _max_pool(x)
+      x = layers.max_pool(x)
     for i, m in enumerate(self.inception):
       x = m(x)
       if i in self.pool_after:
-        x = _max_pool(x)
+        x = layers.max_pool(x)
     return self.fc(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)
 
 
@@ -166,14 +154,14 @@ class Bottleneck(nnx.Module):
   def __init__(self, cin, width, stride, *, dtype, rngs):
     kw = dict(bias=False, dtype=dtype, rngs=rngs)
     out = 4 * width
-    self.conv1 = _conv(cin, width, 1, stride=stride, **kw)
+    self.conv1 = layers.conv(cin, width, 1, stride=stride, **kw)
     self.bn1 = layers.batch_norm(width, dtype, rngs)
-    self.conv2 = _conv(width, width, 3, **kw)
+    self.conv2 = layers.conv(width, width, 3, **kw)
     self.bn2 = layers.batch_norm(width, dtype, rngs)
-    self.conv3 = _conv(width, out, 1, **kw)
+    self.conv3 = layers.conv(width, out, 1, **kw)
     self.bn3 = layers.batch_norm(out, dtype, rngs)
     project = stride != 1 or cin != out  # else the identity shortcut
-    self.proj = _conv(cin, out, 1, stride=stride, **kw) if project else None
+    self.proj = layers.conv(cin, out, 1, stride=stride, **kw) if project else None
     self.bn_proj = layers.batch_norm(out, dtype, rngs) if project else None
 
   def __call__(self, x):
@@ -190,9 +178,9 @@ class ResNet50(nnx.Module):
                dtype=None, rngs: nnx.Rngs):
     _check_stem(stem)
     self.stem, self.dtype = stem, dtype
-    self.conv1 = (_conv(in_channels, 64, 7, stride=2, bias=False, dtype=dtype, rngs=rngs)
+    self.conv1 = (layers.conv(in_channels, 64, 7, stride=2, bias=False, dtype=dtype, rngs=rngs)
                   if stem == "imagenet"
-                  else _conv(in_channels, 64, 3, bias=False, dtype=dtype, rngs=rngs))
+                  else layers.conv(in_channels, 64, 3, bias=False, dtype=dtype, rngs=rngs))
     self.bn1 = layers.batch_norm(64, dtype, rngs)
     blocks, c = [], 64
     for s, (width, n) in enumerate(RESNET50_STAGES):
@@ -209,7 +197,7 @@ class ResNet50(nnx.Module):
       x = x.astype(self.dtype)
     x = jax.nn.relu(self.bn1(self.conv1(x)))
     if self.stem == "imagenet":
-      x = _max_pool(x)
+      x = layers.max_pool(x)
     for block in self.blocks:
       x = block(x)
     return self.fc(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)

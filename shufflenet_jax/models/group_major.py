@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from shufflenet_jax.models import layers
+from shufflenet_jax.models import layers, ops
 
 
 def to_group_major(x: jax.Array, groups: int) -> jax.Array:
@@ -42,7 +42,7 @@ def from_group_major(x: jax.Array) -> jax.Array:
 
 
 def channel_shuffle(x: jax.Array) -> jax.Array:
-  """:func:`layers.channel_shuffle` of a group-major tensor, result group-major.
+  """:func:`ops.channel_shuffle` of a group-major tensor, result group-major.
 
   The shuffled NHWC channel ``o = k * g + j`` is input channel ``(j, k)``; it goes to
   ``[o // m, ..., o % m]``. When g divides m this is a single transpose:
@@ -67,7 +67,7 @@ def pointwise_conv(conv: layers.PointwiseConv, x: jax.Array) -> jax.Array:
   x, kernel = _cast(conv, x, conv.kernel[...])
   if x.shape[0] != conv.groups:
     raise ValueError(f"group-major input has {x.shape[0]} groups; the conv has {conv.groups}")
-  wg = layers._group_major(kernel, conv.groups)  # (g, c, d)
+  wg = ops._group_major(kernel, conv.groups)  # (g, c, d)
   return jax.lax.dot_general(x, wg, (((4,), (1,)), ((0,), (0,))))
 
 
@@ -78,11 +78,11 @@ def depthwise_conv(conv: layers.DepthwiseConv, x: jax.Array) -> jax.Array:
   taps = kernel.reshape(3, 3, g, 1, 1, 1, m)  # (3, 3, 1, C) -> per tap, the layout's (g, m)
   if conv.impl == "lax":
     per_group = kernel.reshape(3, 3, 1, g, m).transpose(3, 0, 1, 2, 4)
-    return jax.vmap(lambda xi, ki: layers._lax_conv(xi, ki, conv.stride, m))(x, per_group)
+    return jax.vmap(lambda xi, ki: ops._lax_conv(xi, ki, conv.stride, m))(x, per_group)
   # shift: the (g, N) leading axes are batch axes for the windows.
   if conv.impl == "shiftvjp":
-    return layers.shift_conv(x, taps, conv.stride, 1)
-  return layers._shift(x, taps, conv.stride)
+    return ops.shift_conv(x, taps, conv.stride, 1)
+  return ops._shift(x, taps, conv.stride)
 
 
 def batch_norm(bn: nnx.BatchNorm, x: jax.Array, residual: jax.Array | None = None,
@@ -105,7 +105,7 @@ def squeeze_excite(se, y: jax.Array) -> jax.Array:
 def avg_pool_3x3_s2(x: jax.Array, impl: str) -> jax.Array:
   """The stride-2 shortcut's average pool of a group-major ``x`` (group-major result)."""
   g, n = x.shape[:2]
-  y = layers.pool_3x3_s2(x.reshape(g * n, *x.shape[2:]), "avg", impl)
+  y = ops.pool_3x3_s2(x.reshape(g * n, *x.shape[2:]), "avg", impl)
   return y.reshape(g, n, *y.shape[1:])
 
 

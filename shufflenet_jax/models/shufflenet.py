@@ -20,7 +20,7 @@ from flax import nnx
 
 from shufflenet_jax.catalog import DEPTHS, GROUPS, WIDTHS  # the paper's grid
 from shufflenet_jax.models import group_major as gm
-from shufflenet_jax.models import layers
+from shufflenet_jax.models import layers, ops
 
 STEMS = ("imagenet", "small")
 
@@ -125,7 +125,7 @@ class ShuffleUnit(nnx.Module):
     """1x1 group conv -> BN -> ReLU -> channel shuffle: the depthwise conv's input."""
     y = layers.batch_norm_act(self.bn1, self.conv1(x), relu=True)
     if self.shuffle and self.groups > 1:
-      y = layers.channel_shuffle(y, self.groups)
+      y = ops.channel_shuffle(y, self.groups)
     return y
 
   def depthwise(self, y: jax.Array) -> jax.Array:
@@ -147,7 +147,7 @@ class ShuffleUnit(nnx.Module):
                     self.se)
     if self.stride == 1:
       return y
-    shortcut = layers.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
+    shortcut = ops.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
     # relu(concat(a, b)) as concat(relu(a), relu(b)): the same numbers, but each ReLU
     # fuses into the op before it in TFLite (a quantized standalone RELU is not delegated).
     return jnp.concatenate([jax.nn.relu(shortcut), y], axis=-1)
@@ -159,7 +159,7 @@ class ShuffleUnit(nnx.Module):
     if x.ndim == 4:  # the stem's output: the first conv is not grouped
       y = jax.nn.relu(self.bn1(self.conv1(x)))
       if self.shuffle and g > 1:
-        y = layers.channel_shuffle(y, g)
+        y = ops.channel_shuffle(y, g)
       y = gm.to_group_major(y, g)
     else:
       y = gm.batch_norm(self.bn1, gm.pointwise_conv(self.conv1, x), relu=True)
@@ -172,7 +172,7 @@ class ShuffleUnit(nnx.Module):
       return y
     x = x.astype(y.dtype)
     if x.ndim == 4:
-      shortcut = layers.pool_3x3_s2(x, "avg", self.pool_impl)
+      shortcut = ops.pool_3x3_s2(x, "avg", self.pool_impl)
     else:
       shortcut = gm.from_group_major(gm.avg_pool_3x3_s2(x, self.pool_impl))
     out = jnp.concatenate([jax.nn.relu(shortcut), gm.from_group_major(y)], -1)
@@ -195,8 +195,8 @@ class ShuffleNet(nnx.Module):
     pointwise_impl, depthwise_impl: implementation of the two convolutions (layers.py);
       ``groupmajor`` runs the units on (g, N, H, W, C/g) activations (group_major.py).
     pool_impl: the stride-2 units' average pool: ``window``, ``depthwise`` (int8 export) or
-      ``shift`` (the fastest to train on CPU); layers.pool_3x3_s2.
-    materialize_units: store every unit's output in memory once (layers.materialize), so
+      ``shift`` (the fastest to train on CPU); ops.pool_3x3_s2.
+    materialize_units: store every unit's output in memory once (ops.materialize), so
       XLA:CPU does not recompute the chain of residual units in each consumer; no effect
       on the numbers.
     dtype: compute dtype (e.g. jnp.bfloat16); parameters stay float32.
@@ -246,7 +246,7 @@ class ShuffleNet(nnx.Module):
       x = x.astype(self.dtype)
     x = jax.nn.relu(self.bn1(self.conv1(x)))
     if self.stem == "imagenet":
-      x = layers.pool_3x3_s2(x, "max")
+      x = ops.pool_3x3_s2(x, "max")
     return x
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -254,6 +254,6 @@ class ShuffleNet(nnx.Module):
     for unit in self.units:
       x = unit.call_group_major(x) if self.group_major else unit(x)
       if self.materialize_units:
-        x = layers.materialize(x)
+        x = ops.materialize(x)
     x = gm.global_avg_pool(x) if self.group_major else jnp.mean(x, axis=(1, 2))
     return self.fc(x).astype(jnp.float32)

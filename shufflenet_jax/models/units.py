@@ -14,8 +14,8 @@ a stage-4 width w, global average pool, FC. The units (paper Sec. 4.2):
 * ``resnext``: bottleneck with a grouped 3x3 conv of cardinality 16, bottleneck ratio 1:2.
 
 The widths are fitted to the paper's complexity levels of 140, 38 and 13 MFLOPs at
-224x224 (:data:`FITTED_WIDTHS`, found by :func:`fit_width`: the valid w whose count is
-closest to the level; ``python -m shufflenet_jax.models.units`` refits and prints them).
+224x224 (:data:`FITTED_WIDTHS`, found by shufflenet_jax/fit_units.py: the valid w whose count is
+closest to the level; ``python -m shufflenet_jax.fit_units`` refits and prints them).
 Valid widths keep every stage's channels a multiple of the unit's quantum (4 for the
 bottleneck units, so ``resnet``'s 1:4 bottleneck is whole); ``resnext``'s 1:2 bottleneck
 is rounded up to a multiple of the cardinality.
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from shufflenet_jax.models import layers, registry
+from shufflenet_jax.models import layers, ops, registry
 from shufflenet_jax.models.shufflenet import STAGE_REPEATS, STEMS, ShuffleUnit
 
 KINDS = ("vgg_like", "resnet", "xception_like", "resnext")
@@ -40,7 +40,7 @@ STEM_CHANNELS = 24      # at and above ShuffleNet 1x g1's stage-4 width (576) ..
 STEM_REFERENCE_WIDTH = 576  # ... and scaled with the width below it, as ShuffleNet's stem
 # Every stage's output channels are a multiple of this (see the module docstring).
 QUANTUM = {"vgg_like": 1, "resnet": 4, "xception_like": 4, "resnext": 4}
-# Stage-4 width w fitted by fit_width to each level (the paper's at 38 MFLOPs: 50 / 192 /
+# Stage-4 width w fitted by fit_units.fit_width to each level (the paper's at 38 MFLOPs: 50 / 192 /
 # 288 / 192 for vgg_like / resnet / xception_like / resnext).
 FITTED_WIDTHS = {  # MFLOPs at 224x224 (stage channels)
     ("vgg_like", 140): 102,       # 141.7 (26, 51, 102)
@@ -69,18 +69,12 @@ def stem_width(width: int) -> int:
   return min(STEM_CHANNELS, math.ceil(STEM_CHANNELS * width / STEM_REFERENCE_WIDTH))
 
 
-def _conv(cin, cout, k, stride=1, *, dtype, rngs):
-  return nnx.Conv(cin, cout, (k, k), strides=stride, padding=((k // 2,) * 2,) * 2,
-                  use_bias=False, kernel_init=layers.he_init,
-                  dtype=dtype, rngs=rngs)
-
-
 class VGGLikeUnit(nnx.Module):
 
   def __init__(self, cin, cout, stride, *, dtype, rngs):
     kw = dict(dtype=dtype, rngs=rngs)
-    self.conv1, self.bn1 = _conv(cin, cout, 3, stride, **kw), layers.batch_norm(cout, dtype, rngs)
-    self.conv2, self.bn2 = _conv(cout, cout, 3, **kw), layers.batch_norm(cout, dtype, rngs)
+    self.conv1, self.bn1 = layers.conv(cin, cout, 3, stride=stride, bias=False, **kw), layers.batch_norm(cout, dtype, rngs)
+    self.conv2, self.bn2 = layers.conv(cout, cout, 3, bias=False, **kw), layers.batch_norm(cout, dtype, rngs)
 
   def __call__(self, x):
     return jax.nn.relu(self.bn2(self.conv2(jax.nn.relu(self.bn1(self.conv1(x))))))
@@ -91,15 +85,15 @@ class BottleneckUnit(nnx.Module):
 
   def __init__(self, cin, cout, stride, *, mid, groups=1, pointwise_impl="lax", dtype, rngs):
     kw = dict(dtype=dtype, rngs=rngs)
-    self.conv1, self.bn1 = _conv(cin, mid, 1, **kw), layers.batch_norm(mid, dtype, rngs)
+    self.conv1, self.bn1 = layers.conv(cin, mid, 1, bias=False, **kw), layers.batch_norm(mid, dtype, rngs)
     # The grouped 3x3 (ResNeXt) takes the pointwise implementation: the sum over its taps
-    # of grouped 1x1 convs (layers.grouped_conv), ~15x faster to train on XLA:CPU.
+    # of grouped 1x1 convs (ops.grouped_conv), ~15x faster to train on XLA:CPU.
     self.conv2 = layers.GroupedConv(mid, mid, 3, stride=stride, groups=groups,
                                     impl=pointwise_impl, **kw)
     self.bn2 = layers.batch_norm(mid, dtype, rngs)
-    self.conv3, self.bn3 = _conv(mid, cout, 1, **kw), layers.batch_norm(cout, dtype, rngs)
+    self.conv3, self.bn3 = layers.conv(mid, cout, 1, bias=False, **kw), layers.batch_norm(cout, dtype, rngs)
     project = stride != 1 or cin != cout  # else the identity shortcut
-    self.proj = _conv(cin, cout, 1, stride, **kw) if project else None
+    self.proj = layers.conv(cin, cout, 1, stride=stride, bias=False, **kw) if project else None
     self.bn_proj = layers.batch_norm(cout, dtype, rngs) if project else None
 
   def __call__(self, x):
@@ -162,7 +156,7 @@ class UnitNet(nnx.Module):
       x = x.astype(self.dtype)
     x = jax.nn.relu(self.bn1(self.conv1(x)))
     if self.stem == "imagenet":
-      x = layers.pool_3x3_s2(x, "max")
+      x = ops.pool_3x3_s2(x, "max")
     for unit in self.units:
       x = unit(x)
     return self.fc(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)
@@ -172,37 +166,6 @@ def unit_name(kind: str, level: int) -> str:
   return f"unit_{kind}_{level}"
 
 
-def mflops(kind: str, width: int) -> float:
-  from shufflenet_jax import complexity
-  model = nnx.eval_shape(lambda: UnitNet(kind=kind, width=width, rngs=nnx.Rngs(0)))
-  return complexity.count(model, (1, 224, 224, 3))[0] / 1e6
-
-
-def fit_width(kind: str, level: float) -> int:
-  """The valid stage-4 width whose 224x224 MFLOPs are closest to ``level``: bisection on
-  the quantum grid (complexity grows with the width), then a scan of the neighbourhood,
-  since rounding the bottleneck (resnext) makes the growth uneven."""
-  q = QUANTUM[kind]
-  lo, hi = 1, 8
-  while mflops(kind, hi * q) < level:
-    lo, hi = hi, hi * 2
-  while hi - lo > 1:
-    mid = (lo + hi) // 2
-    lo, hi = (mid, hi) if mflops(kind, mid * q) < level else (lo, mid)
-  candidates = [k * q for k in range(max(1, lo - 6), hi + 7)]
-  return min(candidates, key=lambda w: abs(mflops(kind, w) - level))
-
-
-def main() -> None:
-  for kind in KINDS:
-    for level in LEVELS:
-      w = fit_width(kind, level)
-      print(f"({kind!r}, {level}): {w},  # {mflops(kind, w):.1f} MFLOPs, stages "
-            f"{stage_widths(kind, w)}")
-
-
-if __name__ == "__main__":  # the package import has registered the models already
-  main()
-else:
-  for (_kind, _level), _width in FITTED_WIDTHS.items():
-    registry.register(unit_name(_kind, _level), UnitNet, kind=_kind, width=_width)
+# Registered on import (the package imports every model module).
+for (_kind, _level), _width in FITTED_WIDTHS.items():
+  registry.register(unit_name(_kind, _level), UnitNet, kind=_kind, width=_width)
