@@ -22,7 +22,7 @@ from typing import Any
 
 PATH = Path(__file__).with_name("catalog.json")
 
-# The layer implementations a model can be built with (shufflenet_jax/models/layers.py).
+# The layer implementations a model can be built with (shufflenet_jax/models/ops.py).
 POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag", "groupmajor")
 DEPTHWISE_IMPLS = ("lax", "shift", "shiftvjp")
 POOL_IMPLS = ("window", "depthwise", "shift")
