@@ -64,10 +64,15 @@ def models() -> dict[str, dict[str, Any]]:
 
 
 def preset(name: str) -> dict[str, Any]:
-  """The preset arguments of the registered model ``name`` (ValueError: not registered)."""
-  if name not in models():
-    raise unknown_model(name, models())
-  return models()[name]
+  """The preset arguments of the registered model ``name`` (ValueError: not registered).
+  A model registered at run time (``registry.register`` from a script or notebook) is
+  found in the live registry when that is loaded already."""
+  if name in models():
+    return models()[name]
+  live = sys.modules.get("shufflenet_jax.models.registry")
+  if live is not None and name in live.model_names():
+    return live.model_spec(name)[1]
+  raise unknown_model(name, models())
 
 
 def build() -> dict[str, dict[str, Any]]:

@@ -43,3 +43,15 @@ def test_validation_sweeps_and_configs_import_no_jax_or_tensorflow():
                        timeout=120)
   assert out.returncode == 0, out.stderr
   assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_model_registered_at_run_time_is_found(monkeypatch):
+  """A model a script registers (not in catalog.json) passes validation and sweeps."""
+  from configs import default
+  from shufflenet_jax import validate
+  monkeypatch.setitem(registry._MODELS, "my_shufflenet", (shufflenet.ShuffleNet,
+                                                        dict(groups=3, width=0.5)))
+  assert catalog.preset("my_shufflenet") == dict(groups=3, width=0.5)
+  c = default.get_config("quick")
+  c.model = "my_shufflenet"
+  validate.check_config(c)
