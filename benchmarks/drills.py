@@ -7,7 +7,8 @@
   reported by `python -m shufflenet_jax.verify`;
 - kills at random points: SIGKILLs spread over one short run, each restart resuming; the
   end must be bitwise equal to an uninterrupted run;
-- two writers on one workdir, and the wandb service after a SIGKILL (no orphans).
+- two writers on one workdir, a sweep started twice, a run whose loss becomes non-finite,
+  and the wandb service after a SIGKILL (no orphans).
 
   python -m benchmarks.drills                 # prints the tables
   python -m benchmarks.drills --out results/reliability.md
@@ -400,6 +401,42 @@ def two_writers(workdir: Path) -> str:
   return "ok" if len(lines) == len(set(lines)) else "a metrics line written twice"
 
 
+def sweep_twice(root: Path) -> str:
+  """'ok' when a second copy of a running sweep (same workdir, same --worker) is refused at
+  once naming the first's pid, and the first goes on."""
+  args = [sys.executable, "main.py", "--config=configs/ablation_depth.py",
+          "--config.wandb.mode=disabled", *tiny_flags(num_train_steps=24)[1:],
+          "--config.seeds=(0,)", f"--workdir={root}"]  # the sweep's own models, tiny budget
+  first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+  try:
+    deadline = time.time() + 600
+    while not list(root.glob("runs/*/config.json")):  # the first run has started
+      if first.poll() is not None or time.time() > deadline:
+        return f"the first sweep ended early: {first.stderr.read()[-300:]}"
+      time.sleep(0.05)
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    alive = first.poll() is None
+  finally:
+    first.kill()
+    first.communicate()
+  if second.returncode != 2 or f"(pid {first.pid}" not in second.stderr:
+    return f"second sweep: exit {second.returncode}: {second.stderr[-300:]}"
+  return "ok" if alive else "the first sweep stopped when the second started"
+
+
+def non_finite(workdir: Path) -> str:
+  """'ok' when a run whose loss becomes non-finite stops with one line (exit 2), writes no
+  result.json and keeps what it had."""
+  p = main_py(workdir, "--config.learning_rate=1e30")
+  errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
+  if p.returncode != 2 or len(errors) != 1 or "non-finite" not in errors[0]:
+    return f"exit {p.returncode}: {p.stderr[-300:]}"
+  if (workdir / "result.json").exists():
+    return "a result.json was written"
+  return "ok: " + errors[0]
+
+
 def orphans_after_kill(workdir: Path, wait_s: float = 30) -> tuple[str, float]:
   """('ok' or the problem, seconds the wandb service outlived its run after a SIGKILL) for
   a run with wandb in offline mode."""
@@ -513,13 +550,20 @@ def kills_section(reference: Path, workdir: Path, kills: int = 6) -> tuple[list[
 
 
 def writers_section(workdir: Path) -> tuple[list[str], int]:
-  result = two_writers(workdir)
-  print("two writers:", result, flush=True)
-  return ["## Two writers", "",
-          "A second `main.py` on the workdir of a run in progress: "
+  result, sweeps, stop = two_writers(workdir / "run"), sweep_twice(workdir / "sweep"), \
+      non_finite(workdir / "nonfinite")
+  print("two writers:", result, "| sweep twice:", sweeps, "| non-finite:", stop, flush=True)
+  return ["## Two writers, a failing run", "",
+          "- A second `main.py` on the workdir of a run in progress: "
           + ("refused at once (exit 2, naming the first's pid); the first ran to the end "
              "and wrote no metrics line twice." if result == "ok" else f"FAILED: {result}"),
-          ""], 0 if result == "ok" else 1
+          "- The same sweep started twice (same workdir and `--worker`): "
+          + ("the second refused at once (exit 2, naming the first's pid), the first "
+             "training on." if sweeps == "ok" else f"FAILED: {sweeps}"),
+          "- A run whose loss becomes non-finite (`--config.learning_rate=1e30`): "
+          + (f"stopped with one line, exit 2, no result.json: `{stop[4:]}`"
+             if stop.startswith("ok") else f"FAILED: {stop}"), ""], \
+      sum(r != "ok" for r in (result, sweeps, stop[:2]))
 
 
 def orphans_section(workdir: Path) -> tuple[list[str], int]:

@@ -76,6 +76,8 @@ SLOW = {
     "test_a_corrupt_workdir_is_recovered_or_refused_in_one_line",
     "test_kills_at_random_points_end_bitwise_equal",
     "test_the_wandb_service_ends_with_a_killed_run",
+    "test_a_second_copy_of_a_running_sweep_is_refused",
+    "test_a_non_finite_loss_stops_the_run_in_one_line",
 }
 
 

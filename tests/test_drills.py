@@ -35,6 +35,15 @@ def test_a_second_process_on_a_workdir_is_refused_while_the_first_runs(tmp_path)
   assert drills.two_writers(tmp_path) == "ok"
 
 
+def test_a_second_copy_of_a_running_sweep_is_refused(tmp_path):
+  assert drills.sweep_twice(tmp_path) == "ok"
+
+
+def test_a_non_finite_loss_stops_the_run_in_one_line(tmp_path):
+  assert drills.non_finite(tmp_path).startswith("ok: error: the training loss became "
+                                                "non-finite")
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """The drills' short run, uninterrupted (what a recovered run must equal)."""
