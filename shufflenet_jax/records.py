@@ -62,7 +62,7 @@ def truncate_metrics(workdir: Path, step: int, final: bool = False,
       elapsed = max(elapsed, float(row.get("elapsed_s", 0.0)))
       if row["step"] < step or (row["step"] == step and not (final and "eval_top1_err" in row)):
         keep.append(line)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):  # JSONDecodeError is a ValueError
       pass  # a line cut short by a kill
   if lost_after is not None and newest is not None and newest > step + lost_after:
     raise ValueError(

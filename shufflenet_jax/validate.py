@@ -8,6 +8,7 @@ so a bad command line fails in about a second.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -176,7 +177,6 @@ def config_differences(stored: dict, config) -> list[str]:
   """``key: stored -> now`` for each setting of ``config`` that differs from ``stored`` (a
   run's config.json). Settings absent from ``stored`` (added to the code since) and
   ``RESUMABLE_CHANGES`` are not compared."""
-  import json
   now = json.loads(config.to_json_best_effort())
   return [f"{k}={stored[k]!r} there, {now[k]!r} now" for k in sorted(now)
           if k in stored and k not in RESUMABLE_CHANGES and stored[k] != now[k]]
@@ -186,7 +186,6 @@ def check_run_workdir(config, workdir: str | os.PathLike, compare: bool = True) 
   """A run's workdir as a resume finds it: its records are files that parse, its
   checkpoints a directory, and (``compare``) its config.json the settings of ``config``.
   Each problem is one line naming the file and how to recover; nothing is changed."""
-  import json
   path = Path(workdir)
   if not path.is_dir():
     return  # a new run (check_workdir: it can be created)
