@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from flax.nnx.nn import normalization as nnx_norm
 
 from shufflenet_jax.catalog import DEPTHWISE_IMPLS, POINTWISE_IMPLS
 from shufflenet_jax.models.ops import (_check_choice, depthwise_conv, grouped_conv,
@@ -188,22 +187,40 @@ def batch_norm_act(bn: nnx.BatchNorm, x: jax.Array, residual: jax.Array | None =
                              reduction_axes, relu, bn.epsilon)
       _update_running_stats(bn, mean, var)
       return y
-    mean, var = nnx_norm._compute_stats(x, reduction_axes, dtype=bn.dtype,
-                                        use_fast_variance=bn.use_fast_variance)
+    mean, var = _batch_stats(x, reduction_axes, bn.use_fast_variance)
     _update_running_stats(bn, mean, var)
-  y = nnx_norm._normalize(x, mean.reshape(-1), var.reshape(-1), scale, bias, reduction_axes,
-                          feature_axes, bn.dtype, bn.epsilon)
+  y = _normalize(x, mean, var, scale, bias, feature_axes, bn.epsilon)
   if residual is not None:
     y = y + residual.astype(y.dtype)
   return jax.nn.relu(y) if relu else y
+
+
+def _batch_stats(x: jax.Array, axes: tuple[int, ...], fast_variance: bool):
+  """Per-feature mean and variance over ``axes``, in at least float32, as flax's
+  BatchNorm computes them (fast: E[x^2] - E[x]^2 clipped at 0)."""
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  mean = x.mean(axes)
+  if fast_variance:
+    return mean, jnp.maximum(0.0, (x * x).mean(axes) - mean * mean)
+  return mean, jnp.square(x - jnp.expand_dims(mean, axes)).mean(axes)
+
+
+def _normalize(x: jax.Array, mean: jax.Array, var: jax.Array, scale: jax.Array,
+               bias: jax.Array, feature_axes: tuple[int, ...], epsilon: float) -> jax.Array:
+  """``(x - mean) * scale / sqrt(var + eps) + bias`` (statistics per feature, on
+  ``feature_axes``), in flax's order of operations, cast back to ``x``'s dtype."""
+  shape = [x.shape[a] if a in feature_axes else 1 for a in range(x.ndim)]
+  y = x - mean.reshape(shape)
+  y = y * (jax.lax.rsqrt(var.reshape(shape) + epsilon) * scale.reshape(shape))
+  return (y + bias.reshape(shape)).astype(x.dtype)
 
 
 def _update_running_stats(bn: nnx.BatchNorm, mean: jax.Array, var: jax.Array) -> None:
   # batch statistics (feature axes, in the module's channel order) -> running averages
   mean = jax.lax.stop_gradient(mean).reshape(-1)
   var = jax.lax.stop_gradient(var).reshape(-1)
-  bn.mean[...] = bn.momentum * bn.mean[...] + (1 - bn.momentum) * mean
-  bn.var[...] = bn.momentum * bn.var[...] + (1 - bn.momentum) * var
+  bn.mean[...] = (bn.momentum * bn.mean[...] + (1 - bn.momentum) * mean).astype(bn.mean.dtype)
+  bn.var[...] = (bn.momentum * bn.var[...] + (1 - bn.momentum) * var).astype(bn.var.dtype)
 
 
 def conv(cin: int, cout: int, k: int, *, stride: int = 1, bias: bool = True, padding=None,
