@@ -116,17 +116,16 @@ def main(argv=None) -> int:
          for a in ALLOCATORS}
   ratio = med["system"]["ms"] / med["tcmalloc"]["ms"]
   from experiments.arm_timing import cpu_model, versions
-  from shufflenet_jax import records
+  from shufflenet_jax import mdtable, records
   v = versions()
   md = [f"# JAX train step: tcmalloc vs the system malloc ({args.model}, proxy shape)", "",
         f"Medians of {args.rounds} rounds of {args.steps} steps after {args.warmup} untimed, "
         "the two worker processes "
         "timed in turn (alternating which goes first). CPU ms = user / sys CPU time per "
         "step (both cores).", "",
-        "| allocator | ms/step | user CPU ms | sys CPU ms |", "|---|---|---|---|"]
-  for a in ALLOCATORS:
-    md.append(f"| {info[a]['allocator']} | {med[a]['ms']:.0f} | {med[a]['user_ms']:.0f} | "
-              f"{med[a]['sys_ms']:.0f} |")
+        *mdtable.markdown(["allocator", "ms/step", "user CPU ms", "sys CPU ms"], [
+            [info[a]["allocator"], f"{med[a]['ms']:.0f}", f"{med[a]['user_ms']:.0f}",
+             f"{med[a]['sys_ms']:.0f}"] for a in ALLOCATORS])]
   md += ["", f"tcmalloc's step is {ratio:.2f}x as fast as the system malloc's.", "",
          "## Provenance", "",
          f"- {args.model}, implementation {info['tcmalloc']['impl']}, 28x28x1, small stem, "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import jax
 
-from shufflenet_jax import device_data, malloc, records, seed_group
+from shufflenet_jax import device_data, malloc, mdtable, records, seed_group
 
 DEFAULT_MODELS = ("shufflenet_0.25x_g3", "shufflenet_0.5x_g3", "shufflenet_1.0x_g8")
 
@@ -112,8 +112,7 @@ def main(argv=None) -> int:
         "every k once per round, side by side in one process. k=1 is the separate run "
         "(no vmap); *vs k separate runs* counts a compile per separate run, *cached* "
         "counts none (the persistent compilation cache).", "",
-        "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  md += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+        *mdtable.markdown(header, rows)]
   d = records.device_description()
   v = records.library_versions()
   md += ["", f"Machine: {d['device_count']}x {d['device_kind']} ({d['platform']}), "

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.bench_train import SHAPES, JaxCandidate, auto_impl, time_side_by_side
-from shufflenet_jax import records, train
+from shufflenet_jax import mdtable, records, train
 
 
 def lax_topk_correct(logits, labels, k: int):
@@ -53,15 +53,15 @@ def main(argv=None) -> int:
     speeds = time_side_by_side(candidates(model, batch), "train", batch, args.steps,
                                args.rounds)
     now, before = speeds["rank (now)"], speeds["lax.top_k (before)"]
-    rows.append(f"| {model} | {now:.1f} | {before:.1f} | {now / before:.3f} |")
-    print(rows[-1], flush=True)
+    rows.append([model, f"{now:.1f}", f"{before:.1f}", f"{now / before:.3f}"])
+    print(mdtable.row(rows[-1]), flush=True)
   load = os.getloadavg()[0]
   md = ["# The train step's top-1 metric: label rank vs lax.top_k (one device)", "",
         f"Train-step images/s at the proxy shape (batch {batch}, `auto` implementations, "
         f"synthetic data), median of {args.rounds} rounds of {args.steps} steps, both "
         f"candidates in turn in one process. Ratio > 1: the rank-based metric is faster.", "",
-        "| model | rank (now) img/s | lax.top_k (before) img/s | ratio |", "|---|---|---|---|",
-        *rows, "",
+        *mdtable.markdown(["model", "rank (now) img/s", "lax.top_k (before) img/s", "ratio"],
+                          rows), "",
         f"`python -m benchmarks.bench_topk {' '.join(argv or sys.argv[1:])}`".replace(" `", "`")
         + f" at commit {records.git_commit()}; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average {load:.1f} at the end (other work beside it).",

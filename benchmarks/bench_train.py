@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shufflenet_jax import malloc, records, train
+from shufflenet_jax import malloc, mdtable, records, train
 from shufflenet_jax.models import ops, registry
 
 DEFAULT_MODELS = ("shufflenet_1.0x_g3", "shufflenet_1.0x_g8", "shufflenet_0.5x_g3")
@@ -297,13 +297,12 @@ def _table(results, args, shape, batch) -> list[str]:
     rows = [r for r in results if r[2] == kind]
     if not rows:
       continue
-    md += [f"## {kind} step", "", "| model | implementation | img/s | × PyTorch | compile s |",
-           "|---|---|---|---|---|"]
     ref = {r[0]: r[3] for r in rows if r[1] == "pytorch"}
-    for model, name, _, ips, comp in rows:
-      ratio = f"{ips / ref[model]:.2f}" if model in ref and name != "pytorch" else ""
-      md.append(f"| {model} | {name} | {ips:.1f} | {ratio} | {comp:.1f} |")
-    md.append("")
+    md += [f"## {kind} step", "", *mdtable.markdown(
+        ["model", "implementation", "img/s", "× PyTorch", "compile s"],
+        [[model, name, f"{ips:.1f}",
+          f"{ips / ref[model]:.2f}" if model in ref and name != "pytorch" else "", f"{comp:.1f}"]
+         for model, name, _, ips, comp in rows]), ""]
   md += ["## Provenance", "",
          f"- Shape: {shape['size']}x{shape['size']}x{shape['channels']}, {shape['stem']} stem, "
          f"{shape['classes']} classes, batch {batch}, {args.dtype}.",

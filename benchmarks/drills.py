@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from shufflenet_jax import mdtable
 from tests.tiny import tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -501,17 +502,17 @@ def bad_section(workers: int) -> tuple[list[str], int]:
     problem = check(case, named, p) or ("wrote its workdir" if created else None)
     bad += problem is not None
     line = next((l for l in p.stderr.splitlines() if l.startswith("error:")), "")
-    rows.append(f"| `{' '.join(case)}` | {p.returncode} | {seconds:.1f} | "
-                f"{problem or 'ok'} | {line[:110].replace('|', '/')} |")
-    print(rows[-1], flush=True)
-  times = sorted(float(r.split(" | ")[2]) for r in rows)
+    rows.append([f"`{' '.join(case)}`", p.returncode, f"{seconds:.1f}", problem or "ok",
+                 line[:110].replace("|", "/")])
+    print(mdtable.row(rows[-1]), flush=True)
+  times = sorted(float(r[2]) for r in rows)
   return ["## Bad command lines", "",
           f"{len(rows)} bad command lines of `main.py`; {len(rows) - bad} refused as required "
           f"(exit 2, one `error:` line naming the setting, no traceback, no workdir written), "
           f"{bad} not. Time to the error: median {times[len(times) // 2]:.1f} s, max "
           f"{times[-1]:.1f} s ({workers} case(s) at a time).", "",
-          "| command line (after `main.py`) | exit | s | outcome | the error line |",
-          "|---|---|---|---|---|", *rows, ""], bad
+          *mdtable.markdown(["command line (after `main.py`)", "exit", "s", "outcome",
+                             "the error line"], rows), ""], bad
 
 
 def corrupt_section(reference: Path, root: Path) -> tuple[list[str], int]:
@@ -519,9 +520,8 @@ def corrupt_section(reference: Path, root: Path) -> tuple[list[str], int]:
   for (case, _, extra, expected, named), seen, problem, line in run_corrupt(reference, root):
     bad += problem != "ok"
     line = line.replace(str(root), "<tmp>").replace("|", "/")
-    rows.append(f"| {case} | {expected} | {seen} | {problem.replace('|', '/')[:160]} | "
-                f"{line[:240]} |")
-    print(rows[-1], flush=True)
+    rows.append([case, expected, seen, problem.replace("|", "/")[:160], line[:240]])
+    print(mdtable.row(rows[-1]), flush=True)
   return ["## Corrupt workdirs", "",
           f"{len(rows)} damaged copies of a finished {RUN_TEXT}, each rerun with the same "
           f"command line; {len(rows) - bad} handled as required, {bad} not. *recovers*: the "
@@ -529,8 +529,8 @@ def corrupt_section(reference: Path, root: Path) -> tuple[list[str], int]:
           f"result.json's metrics, config.json); *refused*: exit 2, one `error:` line naming "
           f"the file, the workdir unchanged; *verify*: the rerun leaves the finished run "
           f"alone and `python -m shufflenet_jax.verify` fails it, naming the damage.", "",
-          "| damage | required | seen | check | the line printed |", "|---|---|---|---|---|",
-          *rows, ""], bad
+          *mdtable.markdown(["damage", "required", "seen", "check", "the line printed"], rows),
+          ""], bad
 
 
 def kills_section(reference: Path, workdir: Path, kills: int = 6) -> tuple[list[str], int]:

@@ -15,14 +15,12 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
 from absl import logging
 
-from experiments import outputs
-from shufflenet_jax import complexity, paper, records as run_records
+from shufflenet_jax import complexity, mdtable, paper, records as run_records
 
 NAME = "arm_timing"
 RATIO_TOLERANCE = 0.25  # the paper's ratios between ShuffleNets, reproduced within 25%
@@ -206,9 +204,8 @@ def build(records: list[dict], out_dir: str | Path) -> list[Path]:
             "check_problems"]
   rows = []
   md = ["# Paper Table 8 on this CPU: LiteRT latency (ms per image, 1 thread, XNNPACK)", ""]
-  cols = " | ".join(f"{_res_key(r)} ours | ×ref | paper SD820 | ×ref" for r in resolutions)
-  md += [f"| Model | MFLOPs (224) | Precision | {cols} |",
-         "|" + "---|" * (3 + 4 * len(resolutions))]
+  cols = [c for r in resolutions for c in (f"{_res_key(r)} ours", "×ref", "paper SD820", "×ref")]
+  md_rows = []
   for model in models:
     for precision in precisions:
       cells = []
@@ -228,7 +225,8 @@ def build(records: list[dict], out_dir: str | Path) -> list[Path]:
       mflops = f"{any_rec['mflops_224']:.1f}" if any_rec else "—"
       label = model if any(by.get((model, precision, res)) for res in resolutions) \
           else f"{model} (missing)"
-      md.append(f"| {label} | {mflops} | {precision} | " + " | ".join(cells) + " |")
+      md_rows.append([label, mflops, precision, *cells])
+  md += mdtable.markdown(["Model", "MFLOPs (224)", "Precision", *cols], md_rows)
 
   md += ["", "Cells: median milliseconds per image over the timed runs; ×ref = time relative "
          f"to {ref} at the same resolution and precision. The paper timed float models on a "
@@ -241,7 +239,7 @@ def build(records: list[dict], out_dir: str | Path) -> list[Path]:
   md += ["**Provenance:**", ""] + _provenance(timings, agreements)
   md += ["", "Rebuild: `python -m experiments.tables` (from the records; generated from "
          f"records up to {max(r['finished_at'] for r in records)}).", ""]
-  paths = outputs.write_md_csv(out, NAME, md, header, rows)
+  paths = mdtable.write_md_csv(out, NAME, md, header, rows)
 
   fig, axes = plt.subplots(1, len(resolutions), figsize=(4.2 * len(resolutions), 4.2))
   axes = axes if len(resolutions) > 1 else [axes]

@@ -24,8 +24,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from experiments import arm_timing, outputs, stats  # noqa: E402
-from shufflenet_jax import paper  # noqa: E402
+from experiments import arm_timing, stats  # noqa: E402
+from shufflenet_jax import mdtable, paper  # noqa: E402
 from shufflenet_jax.models import registry  # noqa: E402
 
 WIDTHS_T2 = (1.0, 0.5, 0.25)
@@ -473,8 +473,7 @@ def build(sweep_name: str, records: list[dict], out_dir: str | Path) -> list[Pat
         "Top-1 error (%), ours: mean over seeds [95% t-interval] (n seeds); gaps: mean "
         "difference [95% CI] and two-sided p (paired t-test on the per-seed differences of the seeds "
         "both cells share, n = the pairs; else Welch). Paper: ImageNet top-1 error.", "",
-        "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+        *mdtable.markdown(header, rows)]
   if len({r["seed"] for r in records}) < 2:
     findings.append("One seed per configuration: the gaps above have no error bars, and at a "
                     "short budget they can be run-to-run noise.")
@@ -482,7 +481,7 @@ def build(sweep_name: str, records: list[dict], out_dir: str | Path) -> list[Pat
   md += ["", "**Provenance:**", ""] + provenance(records)
   md += ["", f"Rebuild: `python -m experiments.tables` (from the result.json records; "
          f"generated from records up to {max(r['finished_at'] for r in records)}).", ""]
-  paths = outputs.write_md_csv(out, sweep_name, md, header, rows)
+  paths = mdtable.write_md_csv(out, sweep_name, md, header, rows)
 
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
   figure(ax1, ax2)

@@ -26,10 +26,9 @@ import sys
 import jax
 import jax.extend.core as jex
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from shufflenet_jax import paper
+from shufflenet_jax import mdtable, paper
 from shufflenet_jax.models import registry
 
 DEFAULT_RESOLUTION = (224, 224)
@@ -106,20 +105,17 @@ def paper_records() -> list[dict]:
 
 
 def markdown(records: list[dict]) -> str:
-  lines = ["| paper table | model | g | width | shuffle | depth | SE | resolution | MFLOPs (ours) "
-           "| MFLOPs (paper) | diff | params (ours) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  header = ["paper table", "model", "g", "width", "shuffle", "depth", "SE", "resolution",
+            "MFLOPs (ours)", "MFLOPs (paper)", "diff", "params (ours)"]
+  rows = []
   for r in records:
     paper_mflops = r.get("paper_mflops")
-    diff = f"{100 * r['rel_diff']:+.1f}%" if "rel_diff" in r else ""
-    lines.append(
-        f"| {r.get('paper_table', '')} | {r['name']} | "
-        + "".join(f"{'' if r[k] is None else r[k]} | "
-                  for k in ("groups", "width", "shuffle", "depth", "se"))
-        + f"{r['resolution'][0]}x{r['resolution'][1]} "
-        f"| {r['mflops']:.1f} | {'' if paper_mflops is None else paper_mflops} | {diff} "
-        f"| {r['params']:,} |")
-  return "\n".join(lines)
+    rows.append([r.get("paper_table", ""), r["name"]]
+                + ["" if r[k] is None else r[k] for k in ("groups", "width", "shuffle", "depth", "se")]
+                + [f"{r['resolution'][0]}x{r['resolution'][1]}", f"{r['mflops']:.1f}",
+                   "" if paper_mflops is None else paper_mflops,
+                   f"{100 * r['rel_diff']:+.1f}%" if "rel_diff" in r else "", f"{r['params']:,}"])
+  return "\n".join(mdtable.markdown(header, rows))
 
 
 def main(argv=None) -> int:

@@ -68,7 +68,7 @@ def pointwise_conv(x: jax.Array, kernel: jax.Array, groups: int,
     # gradient of the 4-D dot a transposed copy of the cotangent and a slower GEMM
     # (1.0x g8 trained 5% faster with this).
     return jnp.dot(x.reshape(n * h * w, cin), kernel[0, 0]).reshape(n, h, w, out)
-  c, d = cin // groups, out // groups
+  c = cin // groups
   wg = _group_major(kernel, groups)  # (g, c, d)
   if impl == "einsum":
     y = jnp.einsum("nhwgc,gcd->nhwgd", x.reshape(n, h, w, groups, c), wg)
