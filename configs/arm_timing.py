@@ -47,10 +47,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_runs = 100
   c.min_seconds = 2.0
   c.num_calibration = 8       # real images for the BN statistics and the int8 ranges
-  c.int8_float_classifier = True  # int8: the last op (classifier) stays float32 (export.py)
+  c.int8_float_classifier = True  # int8: the last op (classifier) stays float32 (export/convert.py)
   c.int8_equalize = True  # int8: equalize ShuffleNet's activation ranges first (equalize.py)
   # int8 activation ranges: mean of per-chunk min/max over chunks of this many calibration
-  # images (0: min/max over all of them; shufflenet_jax/export.py RANGE_CHUNK).
+  # images (0: min/max over all of them; shufflenet_jax/export/quantize.py RANGE_CHUNK).
   c.int8_range_chunk = 5
   c.agreement_workdir = ""    # a trained Fashion-MNIST run (e.g. runs/proxy); "" skips
   c.keep_tflite = False       # True: keep every .tflite under <workdir>/tflite/

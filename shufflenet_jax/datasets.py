@@ -25,6 +25,7 @@ class DatasetSpec:
   mean: tuple[float, ...]
   std: tuple[float, ...]
   how_to_get: str
+  native_size: int = 224  # side of the images as stored (ImageNet-like: the eval crop)
 
 
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -35,12 +36,12 @@ DATASETS = {
         "dataset-fashion-mnist` (puts the IDX files in /usr/share/datasets/fashion-mnist; "
         "`make setup` does this). Elsewhere, with network access, tfds downloads it "
         "(`python -c \"import tensorflow_datasets as tfds; tfds.builder('fashion_mnist')"
-        ".download_and_prepare()\"`)."),
+        ".download_and_prepare()\"`).", native_size=28),
     "cifar10": DatasetSpec(
         "cifar10", 10, 3, "train", "test", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
         "With network access: `python -c \"import tensorflow_datasets as tfds; "
         "tfds.builder('cifar10').download_and_prepare()\"`, or copy a prepared "
-        "tensorflow_datasets/cifar10 directory into --config.data_dir."),
+        "tensorflow_datasets/cifar10 directory into --config.data_dir.", native_size=32),
     "imagenette": DatasetSpec(
         "imagenette/full-size-v2", 10, 3, "train", "validation", _IMAGENET_MEAN, _IMAGENET_STD,
         "With network access: `python -c \"import tensorflow_datasets as tfds; "

@@ -71,7 +71,7 @@ def test_equalized_int8_export_agrees_with_the_float_model(fmnist_run):
   int8 without equalization loses agreement, with it agrees as the original does."""
   workdir, _ = fmnist_run
   config = train.run_config(workdir)
-  calibration = export._train_images(config, 200, (28, 28, 1))  # noqa: SLF001
+  calibration = export.train_images(config, 200, (28, 28, 1))
   images = export.dataset_images(1000, (28, 28, 1))
   model, _ = train.restore_model(workdir, **export.export_overrides(config.model, "int8"))
   ref = export.jax_logits(model, images).argmax(-1)

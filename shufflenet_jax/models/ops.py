@@ -207,7 +207,7 @@ def pool_3x3_s2(x: jax.Array, kind: str, impl: str = "window") -> jax.Array:
   ``impl="depthwise"`` computes the average pool as a depthwise convolution with constant
   weights 1/9 (the same numbers): int8 TFLite models need it, because XNNPACK does not take
   a quantized AVERAGE_POOL_2D but does take a quantized DEPTHWISE_CONV_2D
-  (shufflenet_jax/export.py).
+  (shufflenet_jax/export/convert.py, export_overrides).
 
   ``impl="shift"`` sums the nine shifted, strided windows times 1/9 (:func:`_shift`, the
   same numbers up to float rounding) and has a hand-written separable gradient. XLA:CPU
@@ -291,7 +291,7 @@ def materialize(x: jax.Array) -> jax.Array:
   fusion); a while loop does. The gradient is the identity. ShuffleNet stores each unit's
   output this way when ``materialize_units`` (CPU ``auto``): 0.92x -> 1.02x PyTorch's
   training throughput for 1.0x g3 at the proxy shape (results/bench_train.md). Not for
-  export: TFLite would get a WHILE op (shufflenet_jax/export.py turns it off).
+  export: TFLite would get a WHILE op (shufflenet_jax/export/convert.py turns it off).
   """
   return _through_loop(x)
 
