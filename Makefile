@@ -15,10 +15,11 @@ WORKDIR ?= runs/ablation_shuffle
 
 setup: $(VENV)/.installed data
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # Fashion-MNIST's original IDX files and tcmalloc (shufflenet_jax/malloc.py: CPU train

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from shufflenet_jax import malloc, mdtable, records, train
+from shufflenet_jax import plan as run_plan
 from shufflenet_jax.models import ops, registry
 
 DEFAULT_MODELS = ("shufflenet_1.0x_g3", "shufflenet_1.0x_g8", "shufflenet_0.5x_g3")
@@ -52,7 +53,7 @@ DEFAULT_IMPLS = ("auto", "matmul:shiftvjp", "matmul:shiftvjp:shift",
 
 def auto_impl() -> str:
   """The ``pointwise:depthwise:pool:units`` implementations ``auto`` trains with here."""
-  auto = train.resolve_impls({})
+  auto = run_plan.resolve_impls({})
   return ":".join([auto["pointwise_impl"], auto["depthwise_impl"], auto["pool_impl"],
                    UNIT_OUTPUTS[auto["materialize_units"]]])
 
@@ -101,7 +102,8 @@ class JaxCandidate:
   def __init__(self, model: str, shape: dict, batch: int, dtype: str, impl: str, seed=0):
     c = _config(model, shape, batch, dtype, impl)
     c.seed = seed
-    setup = train.init_training(c, total_steps=1000)
+    c.num_train_steps = 1000
+    setup = train.init_training(run_plan.make(c, check=False))
     self.state = setup.state
     rng = np.random.default_rng(seed)
     s = shape["size"]

@@ -26,6 +26,7 @@ from flax import nnx
 
 from configs import default
 from shufflenet_jax import input_pipeline, train
+from shufflenet_jax import plan as run_plan
 
 
 class _Identity(nnx.Module):
@@ -37,10 +38,10 @@ def probe_steps(config, steps: int) -> list[dict]:
   """Per-step records of the first ``steps`` steps of ``config`` (seed, data, schedule and
   optimizer as in ``train.train_and_evaluate``)."""
   spec = input_pipeline.dataset_spec(config.dataset)
-  total_steps = train.total_train_steps(config, train.num_train_examples(config))
-  graphdef, _, state, schedule, tx = train.init_training(config, total_steps)
+  plan = run_plan.make(config, num_train_examples=train.num_train_examples(config))
+  graphdef, _, state, schedule, tx = train.init_training(plan)
   step_fn = jax.jit(train.make_train_step(graphdef, tx, spec.num_classes,
-                                          config.label_smoothing))
+                                          plan.label_smoothing))
 
   def norms(params):
     labels = jax.tree.leaves(train.classifier_labels(params))
@@ -76,7 +77,7 @@ def pooled_feature_sq_norm(config, model_name: str) -> float:
   sees at initialization (train-mode BN, the run's seed)."""
   config = config.copy_and_resolve_references()
   config.model = model_name
-  model = train.build_model(config, nnx.Rngs(config.seed))
+  model = train.build_model(run_plan.make(config), nnx.Rngs(config.seed))
   model.train()
   batch = next(input_pipeline.train_dataset(config).as_numpy_iterator())
   f = pooled_features(model, batch["image"])

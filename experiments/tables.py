@@ -129,9 +129,10 @@ def paper_gap_findings(pairs: list[tuple[str, stats.Gap | None, float]], what: s
           "reproduced on this dataset at this budget.)"]
 
 
-def gap_findings(gaps: list[stats.Gap | None], what: str, direction: str) -> list[str]:
-  """What the gaps say, from their tests: how many point the paper's way (``direction``,
-  i.e. gap > 0), how many of those and of all are significant at 5% (two-sided; also after
+def gap_findings(gaps: list[stats.Gap | None], what: str, direction: str,
+                 way: str = "the paper's way") -> list[str]:
+  """What the gaps say, from their tests: how many point ``way`` (``direction``, i.e.
+  gap > 0), how many of those and of all are significant at 5% (two-sided; also after
   Holm's correction over the table), and the table's minimal detectable gap at 80% power."""
   done = [g for g in gaps if g is not None]
   _LAST_GAPS.extend(done)
@@ -146,8 +147,8 @@ def gap_findings(gaps: list[stats.Gap | None], what: str, direction: str) -> lis
   if tested:
     kept = stats.holm([g.p for g in tested])
     lines.append(f"After Holm's correction over the {len(tested)} tested {what}: "
-                 f"{sum(k and g.gap > 0 for k, g in zip(kept, tested))} significant the "
-                 f"paper's way, {sum(k and g.gap < 0 for k, g in zip(kept, tested))} the other.")
+                 f"{sum(k and g.gap > 0 for k, g in zip(kept, tested))} significant "
+                 f"{way}, {sum(k and g.gap < 0 for k, g in zip(kept, tested))} the other.")
   pooled = stats.pooled_sd(done)
   if pooled is None:
     lines.append("Too few seeds for a test: the gaps above have no error bars.")
@@ -438,6 +439,52 @@ def table_mobilenet(records):
       ax.set_xscale("log"); ax.set_xlabel("MFLOPs (224x224)"); ax.set_ylabel("top-1 error (%)")
       ax.set_title(title); ax.legend()
   return header, rows, findings, figure
+
+
+def paired_table(question: str, pairs: list[tuple[str, str]]):
+  """A table builder for an ablation the paper does not have (docs/extending.md): for each
+  (baseline, variant) pair of registry names, both cells and the gain = baseline error -
+  variant error (> 0: the variant is better) with its 95% CI and paired test over the
+  seeds both hold, the findings from the tests and the table's minimal detectable gap.
+  ``question`` heads the table."""
+  def builder(records):
+    c = _by_model(records)
+    header = ["baseline", "variant", "MFLOPs baseline / variant", "baseline error",
+              "variant error", "gain [95% CI] p"]
+    rows, gaps, plot = [], [], []
+    for base, variant in pairs:
+      b, v = c[base], c[variant]
+      if not b.n and not v.n:
+        continue  # a pair this sweep did not run
+      gaps.append(gap(b, v))
+      rows.append([base, variant, f"{_fmt(b.mflops)} / {_fmt(v.mflops)}", str(b), str(v),
+                   _gap_str(gaps[-1])])
+      plot.append((variant, b.mean, v.mean))
+    findings = gap_findings(gaps, "pairs", "The variant lowers the error", "the variant's way")
+
+    def figure(ax_ours, ax_paper):
+      xs = range(len(plot))
+      ax_ours.bar([x - 0.2 for x in xs], [p[1] or 0 for p in plot], 0.4, label="baseline")
+      ax_ours.bar([x + 0.2 for x in xs], [p[2] or 0 for p in plot], 0.4, label="variant")
+      ax_ours.set_xticks(list(xs), [p[0] for p in plot], rotation=20, fontsize=7)
+      ax_ours.set_title("ours: top-1 error (%)")
+      ax_ours.legend()
+      ax_paper.axis("off")
+      ax_paper.text(0.5, 0.5, "not in the paper", ha="center", va="center")
+    return header, rows, findings, figure
+
+  builder.__doc__ = question
+  return builder
+
+
+def register_table(sweep_name: str, builder) -> None:
+  """Adds the table builder of a new sweep (docs/extending.md); main.py then accepts the
+  sweep (experiments/sweep.py TABLE_SWEEPS) and the runner writes its table."""
+  from experiments import sweep
+  if sweep_name in BUILDERS:
+    raise ValueError(f"sweep {sweep_name!r} already has a table builder")
+  BUILDERS[sweep_name] = builder
+  sweep.TABLE_SWEEPS = (*sweep.TABLE_SWEEPS, sweep_name)
 
 
 BUILDERS = {"ablation_groups": table_groups, "ablation_shuffle": table_shuffle,

@@ -35,7 +35,7 @@ def compiled_train_step(model: str, batch: int, image_size: int = 32, **override
   from flax import nnx
 
   from configs import default
-  from shufflenet_jax import train
+  from shufflenet_jax import plan as run_plan, train
 
   c = default.get_config("quick")
   c.model, c.batch_size, c.image_size = model, batch, image_size
@@ -44,10 +44,12 @@ def compiled_train_step(model: str, batch: int, image_size: int = 32, **override
   mesh = jax.make_mesh((jax.device_count(),), ("data",),
                        axis_types=(jax.sharding.AxisType.Auto,))
   data, rep = jax.NamedSharding(mesh, jax.P("data")), jax.NamedSharding(mesh, jax.P())
-  model_ = train.build_model(c, nnx.Rngs(0))
+  c.num_train_steps = 10
+  plan = run_plan.make(c)
+  model_ = train.build_model(plan, nnx.Rngs(0))
   model_.train()
   gd, params, stats = nnx.split(model_, nnx.Param, nnx.BatchStat)
-  tx = train.make_optimizer(c, train.learning_rate_schedule(c, 10))
+  tx = train.make_optimizer(plan, train.learning_rate_schedule(plan))
   state = dict(params=params, batch_stats=stats, opt_state=tx.init(params),
                step=jnp.zeros((), jnp.int32))
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), state)
@@ -57,7 +59,7 @@ def compiled_train_step(model: str, batch: int, image_size: int = 32, **override
   step = jax.jit(train.make_train_step(gd, tx, 10, 0.0), in_shardings=(rep, data),
                  out_shardings=(rep, rep))
   text = step.lower(abstract, batch_).compile().as_text()
-  return text, train.resolve_impls(c)
+  return text, plan.impls
 
 
 def main(argv=None) -> int:

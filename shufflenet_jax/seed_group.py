@@ -19,20 +19,19 @@ No TensorFlow is imported on this path (a GPU image may lack it); the tf.data pi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from shufflenet_jax import (complexity, datasets, device_data, records, train, validate,
-                            workdir_lock)
+from shufflenet_jax import datasets, device_data, records, train, validate, workdir_lock
+from shufflenet_jax import plan as run_plan
 from shufflenet_jax.wandb_mirror import WandbMirror
 
 # Fields that may differ between the members of a group (everything else must be equal).
@@ -79,10 +78,10 @@ def _common_step(managers) -> int:
   return max(common) if common else 0
 
 
-def _initial_state(config, total_steps: int):
-  setup = train.init_training(config, total_steps)
+def _initial_state(plan: run_plan.Plan):
+  setup = train.init_training(plan)
   state = setup.state
-  if config.dtype == "float64":  # numerical tests (jax_enable_x64): the whole state in f64
+  if plan.dtype == "float64":  # numerical tests (jax_enable_x64): the whole state in f64
     state = jax.tree.map(lambda x: x.astype(jnp.float64)
                          if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
   return setup, state
@@ -102,7 +101,7 @@ def train_group(configs: list[ml_collections.ConfigDict], workdirs: list,
                      "the tf.data pipeline (--config.data_on_device=False)")
   workdirs = [Path(w) for w in workdirs]
   for c, w in zip(configs, workdirs):  # corrupt or foreign records: one line, nothing changed
-    validate.check_run_workdir(c, w)
+    validate.check_run_workdir(c, w, compare=not (Path(w) / "result.json").is_file())
   for w in workdirs:
     w.mkdir(parents=True, exist_ok=True)
   todo = [i for i, w in enumerate(workdirs) if not (w / "result.json").exists()]
@@ -128,19 +127,24 @@ class GroupProgram:
     spec = datasets.dataset_spec(config.dataset)
     train_split, eval_split = splits or device_data.splits(config)
     n_train = len(train_split.labels)
-    self.total_steps = total_steps or train.total_train_steps(config, n_train)
+    self.plan = run_plan.make(config, num_train_examples=n_train)
+    if total_steps:
+      self.plan = dataclasses.replace(self.plan, total_steps=total_steps)
+    self.total_steps = self.plan.total_steps
     if self.total_steps < 1:
       raise ValueError(f"num_epochs={config.num_epochs}, num_train_steps="
                        f"{config.num_train_steps}: the run would train 0 steps")
     make_batch = device_data.make_train_batch(config, n_train)
-    setups = [_initial_state(c, self.total_steps) for c in configs]
+    # the seeds' plans differ in the seed only (check_group)
+    self.plans = [dataclasses.replace(self.plan, config=c, seed=int(c.seed)) for c in configs]
+    setups = [_initial_state(p) for p in self.plans]
     self.setup = setup = setups[0][0]
     self.member_template = setups[0][1]
     self.device = jax.devices()[0]
     self.state = jax.device_put(_stack([s for _, s in setups]), self.device)
 
     train_step = train.make_train_step(setup.train_graphdef, setup.tx, spec.num_classes,
-                                       config.label_smoothing)
+                                       self.plan.label_smoothing)
     eval_step = train.make_eval_step(setup.eval_graphdef, spec.num_classes)
 
     def one_step(state, seed, images, labels):
@@ -193,11 +197,12 @@ class GroupProgram:
 def _train(configs, workdirs, stop_after: int | None) -> None:
   t_start = time.time()
   commit = records.git_commit()
-  config, k = configs[0], len(configs)
+  k = len(configs)
   seeds = [int(c.seed) for c in configs]
+  program = GroupProgram(configs)  # validates the configs (run_plan.make) before writing
   for c, w in zip(configs, workdirs):
     records.write_config(c, w)
-  program = GroupProgram(configs)
+  plan = program.plan
   setup, total_steps, state, device = (program.setup, program.total_steps, program.state,
                                        program.device)
   evaluate = program.evaluate
@@ -208,7 +213,7 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
   try:
     start_step = _common_step(managers)
     earlier_s = [records.truncate_metrics(w, start_step, final=start_step == total_steps,
-                                          lost_after=2 * config.checkpoint_every_steps)
+                                          lost_after=2 * plan.checkpoint_every_steps)
                  for w in workdirs]  # before any checkpoint is dropped
     if start_step:
       abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
@@ -230,70 +235,43 @@ def _train(configs, workdirs, stop_after: int | None) -> None:
     writers = [records.MetricsWriter(w, m, e, started=t_start)
                for w, m, e in zip(workdirs, mirrors, earlier_s)]
     logging.info("training %s on %s for %d steps (batch %d), %d seed(s) %s in one program, "
-                 "data on %s", config.model, config.dataset, total_steps, config.batch_size, k,
+                 "data on %s", plan.model, plan.config.dataset, total_steps, plan.batch_size, k,
                  seeds, device)
-    pending = []
-    t_log, steps_since_log, step = time.time(), 0, start_step
-    while step < total_steps:
-      state, metrics = program.step(state)
-      step += 1
-      steps_since_log += 1
-      pending.append(metrics)
-      last = step == total_steps
-      if step % config.log_every_steps == 0 or last:
-        host = jax.device_get(pending)
-        pending = []
-        loss = np.mean([m["loss"] for m in host], axis=0)  # [k]
-        err = np.mean([m["top1_err"] for m in host], axis=0)
-        bad = [s for s, v in zip(seeds, loss) if not math.isfinite(v)]
-        if bad:
-          raise train.NonFiniteLossError(
-              f"the training loss of seed(s) {bad} became non-finite by step {step}; the last "
-              f"checkpoints are kept. Lower --config.learning_rate (now "
-              f"{config.learning_rate}) or check the input data.")
-        elapsed = time.time() - t_log
-        img_s = steps_since_log * config.batch_size / max(elapsed, 1e-9)  # per seed
-        for i, w in enumerate(writers):
-          w.write(step, dict(train_loss=float(loss[i]), train_top1_err=float(err[i]),
-                             learning_rate=float(setup.schedule(step - 1)), img_per_s=img_s))
-        eta = (total_steps - step) * elapsed / steps_since_log
-        logging.info("%sstep %d/%d  loss %s  %.0f img/s per seed (%d seeds)  ETA %s",
-                     train.PROGRESS.get(), step,
-                     total_steps, " ".join(f"{v:.3f}" for v in loss), img_s, k,
-                     train._fmt_seconds(eta))
-        t_log, steps_since_log = time.time(), 0
-      if config.eval_every_steps > 0 and step % config.eval_every_steps == 0 and not last:
-        for w, ev in zip(writers, evaluate(state)):
-          w.write(step, ev)
-      if step % config.checkpoint_every_steps == 0 or last:
-        for i, m in enumerate(managers):
-          m.save(step, args=ocp.args.StandardSave(_member(state, i)))
-        if stop_after is not None and step >= stop_after:
-          raise Interrupted(f"stopped after step {step}'s checkpoints")
+
+    def save(step, state):
+      for i, m in enumerate(managers):
+        m.save(step, args=ocp.args.StandardSave(_member(state, i)))
+      if stop_after is not None and step >= stop_after:
+        raise Interrupted(f"stopped after step {step}'s checkpoints")
+
+    def nonfinite(bad, _, step):
+      raise train.NonFiniteLossError(
+          f"the training loss of seed(s) {[seeds[i] for i in bad]} became non-finite by step "
+          f"{step}; the last checkpoints are kept. Lower --config.learning_rate (now "
+          f"{plan.config.learning_rate}) or check the input data.")
+
+    step, state = train.train_loop(plan, state, start_step, program.step, writers,
+                                   setup.schedule, evaluate, save, nonfinite)
     for m in managers:
       m.wait_until_finished()
 
     t_eval = time.time()
     finals = evaluate(state)
     t_count = time.time()
-    counted = complexity.model_complexity(
-        config.model, (config.image_size, config.image_size), **train.model_kwargs(config))
-    paper_arch = complexity.model_complexity(config.model)
+    facts = train.complexity_facts(plan)
     logging.info("final eval of %d seeds in %.0f s, complexity counted in %.0f s", k,
                  t_count - t_eval, time.time() - t_count)
-    for c, w, writer, mirror, final in zip(configs, workdirs, writers, mirrors, finals):
+    for p, w, writer, mirror, final in zip(program.plans, workdirs, writers, mirrors, finals):
       writer.write(step, final)
-      result = records.run_record(
-          c, final_metrics={**writer.last("train_loss", "train_top1_err"), **final,
-                            "steps": step},
-          complexity=counted, mflops_imagenet224=paper_arch["mflops"],
+      result = train.run_record(
+          p, {**writer.last("train_loss", "train_top1_err"), **final, "steps": step}, facts,
           wall_time_s=time.time() - t_start, commit=commit,
-          implementations=train.resolve_impls(c), wall_time_all_attempts_s=writer.elapsed_s())
+          wall_time_all_attempts_s=writer.elapsed_s())
       result["trainer"] = {"data": "device", "seed_group": seeds}
       records.write_result(w, result)
       mirror.summary(result)
       mirror.finish()
-      logging.info("seed %d: final eval top-1 err %.2f%% on %d examples (%s)", c.seed,
+      logging.info("seed %d: final eval top-1 err %.2f%% on %d examples (%s)", p.seed,
                    100 * final["eval_top1_err"], final["eval_examples"], w)
   finally:
     for m in managers:

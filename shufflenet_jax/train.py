@@ -29,7 +29,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from shufflenet_jax import complexity, datasets
+from shufflenet_jax import complexity
+from shufflenet_jax import plan as run_plan
 from shufflenet_jax import records, validate, workdir_lock
 from shufflenet_jax.models import layers, registry
 from shufflenet_jax.wandb_mirror import WandbMirror
@@ -41,79 +42,20 @@ class NonFiniteLossError(FloatingPointError):
 
 # ------------------------------------------------------------------------------ set-up
 
-def resolve_impls(config, devices: int | None = None) -> dict:
-  """'auto' picks the fastest verified implementation for the platform (docs/design.md section 7)
-  and the number of ``devices`` the batch is split over (default: all)."""
-  platform = jax.default_backend()
-  # CPU: matmul (grouped 1x1 convs as g GEMMs) + shiftvjp (shifted windows, the weight
-  # gradient recomputing them in cache) trains ShuffleNet fastest on tcmalloc
-  # (results/bench_train.md; shufflenet_jax/malloc.py). groupmajor was 1.23x faster than
-  # matmul when every step also page-faulted on glibc.
-  # Also on CPU: the stride-2 units' average pool as shifted windows with a separable
-  # gradient, and every unit's output stored once (models/ops.py materialize); each measured side
-  # by side in benchmarks.bench_train.
-  # Several devices: only implementations whose sharded train step gathers no batch-sized
-  # activation (shufflenet_jax/hlo_check.py, tests/test_distributed.py). shiftvjp's weight
-  # gradient slices the batch in a loop (every device would redo the whole batch) and XLA
-  # gathers around a grouped kxk convolution (ResNeXt's 3x3 with `lax`); the grouped 1x1
-  # GEMMs (`matmul`) and the autodiff'd shifted windows (`shift`) stay per device.
-  cpu = platform == "cpu"
-  multi = (jax.device_count() if devices is None else devices) > 1
-  auto = {"pointwise_impl": "matmul" if cpu or multi else "lax",
-          "depthwise_impl": ("shift" if multi else "shiftvjp") if cpu else "lax",
-          "pool_impl": "shift" if cpu else "window",
-          "materialize_units": cpu}
-  out = {k: auto[k] if config.get(k, "auto") == "auto" else config[k] for k in auto}
-  out["materialize_units"] = _as_bool("materialize_units", out["materialize_units"])
-  return out
+def build_model(plan: run_plan.Plan, rngs: nnx.Rngs) -> nnx.Module:
+  """The plan's model with its compute dtype and layer implementations."""
+  compute = {"bfloat16": jnp.bfloat16, "float64": jnp.float64}.get(plan.dtype)
+  return registry.create_model(plan.model, rngs=rngs, dtype=compute,
+                               **plan.constructor_kwargs())
 
 
-def _as_bool(name: str, value) -> bool:
-  """A config switch given as a bool or (from the command line) a string."""
-  if isinstance(value, bool):
-    return value
-  if str(value).lower() in ("true", "1"):
-    return True
-  if str(value).lower() in ("false", "0"):
-    return False
-  raise ValueError(f"{name}={value!r}; valid: auto, true, false")
-
-
-def model_kwargs(config) -> dict[str, Any]:
-  """The architecture arguments of the run: the dataset's classes and channels, then the
-  config's ``model_kwargs`` (e.g. the stem)."""
-  spec = datasets.dataset_spec(config.dataset)
-  kwargs = dict(num_classes=spec.num_classes, in_channels=spec.channels)
-  kwargs.update(config.model_kwargs.to_dict() if config.get("model_kwargs") else {})
-  if config.get("zero_init_residual"):  # for the models that have it (ShuffleNet)
-    accepted = registry.model_arguments(config.model)
-    if accepted is None or "zero_init_residual" in accepted:
-      kwargs["zero_init_residual"] = True
-  return kwargs
-
-
-def build_model(config, rngs: nnx.Rngs, devices: int | None = None) -> nnx.Module:
-  """The run's model with its compute dtype and the layer implementations for the platform
-  and the number of ``devices`` the batch is split over (default: all; resolve_impls)."""
-  if config.dtype not in ("float32", "bfloat16", "float64"):
-    raise ValueError(f"dtype={config.dtype!r}; valid: float32, bfloat16 (float64: numerical "
-                     "tests, with jax_enable_x64)")
-  if config.dtype == "float64" and not jax.config.jax_enable_x64:
-    raise ValueError("dtype='float64' needs jax_enable_x64 (JAX_ENABLE_X64=1)")
-  compute = {"bfloat16": jnp.bfloat16, "float64": jnp.float64}.get(config.dtype)
-  accepted = registry.model_arguments(config.model)
-  impls = {k: v for k, v in resolve_impls(config, devices).items()
-           if accepted is None or k in accepted}
-  return registry.create_model(
-      config.model, rngs=rngs, dtype=compute,
-      **impls, **model_kwargs(config))
-
-
-def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
+def learning_rate_schedule(plan: run_plan.Plan) -> optax.Schedule:
   """Linear warm-up (optional) then linear decay to 0 at the last step (paper Sec. 4)."""
-  lr = config.learning_rate * config.batch_size / config.lr_reference_batch
-  warmup = min(config.warmup_steps, total_steps)
-  decay = optax.linear_schedule(lr, 0.0, max(total_steps - warmup, 1))
+  if plan.total_steps is None:
+    raise ValueError("the plan has no step budget: make it with num_train_examples")
+  lr, total = plan.peak_learning_rate, plan.total_steps
+  warmup = min(plan.warmup_steps, total)
+  decay = optax.linear_schedule(lr, 0.0, max(total - warmup, 1))
   if not warmup:
     return decay
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
@@ -133,19 +75,16 @@ def classifier_labels(params) -> Any:
   return labels
 
 
-def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
+def make_optimizer(plan: run_plan.Plan, schedule: optax.Schedule) -> optax.GradientTransformation:
   # Weight decay on kernels only (ndim > 1), not on BN scale/bias or FC bias (official
   # release); added to the gradient before momentum, as PyTorch's SGD does.
   kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
 
   def sgd(lr: optax.Schedule) -> optax.GradientTransformation:
-    return optax.chain(optax.add_decayed_weights(config.weight_decay, mask=kernels_only),
-                       optax.sgd(lr, momentum=config.momentum))
+    return optax.chain(optax.add_decayed_weights(plan.weight_decay, mask=kernels_only),
+                       optax.sgd(lr, momentum=plan.momentum))
 
-  scale = config.get("classifier_lr_scale", 1.0)
-  if scale < 0:
-    raise ValueError(f"classifier_lr_scale={scale}: must be >= 0 (1.0: the same lr as the "
-                     f"rest of the network)")
+  scale = plan.classifier_lr_scale
   if scale == 1.0:
     return sgd(schedule)
   # Not the paper's: the classifier's lr is the schedule times ``scale`` (docs/training.md:
@@ -154,12 +93,6 @@ def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransforma
   return optax.multi_transform(
       {"body": sgd(schedule), "classifier": sgd(lambda step: scale * schedule(step))},
       classifier_labels)
-
-
-def total_train_steps(config, num_train_examples: int) -> int:
-  if config.get("num_train_steps", -1) > 0:
-    return int(config.num_train_steps)
-  return int(math.ceil(config.num_epochs * num_train_examples / config.batch_size))
 
 
 def num_train_examples(config) -> int:
@@ -179,15 +112,15 @@ class TrainSetup(NamedTuple):
   tx: optax.GradientTransformation
 
 
-def init_training(config, total_steps: int) -> TrainSetup:
-  """The model, schedule and optimizer of ``config`` and their state at step 0."""
-  model = build_model(config, nnx.Rngs(config.seed))
+def init_training(plan: run_plan.Plan) -> TrainSetup:
+  """The model, schedule and optimizer of the plan and their state at step 0."""
+  model = build_model(plan, nnx.Rngs(plan.seed))
   model.train()
   train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   model.eval()
   eval_graphdef = nnx.graphdef(model)
-  schedule = learning_rate_schedule(config, total_steps)
-  tx = make_optimizer(config, schedule)
+  schedule = learning_rate_schedule(plan)
+  tx = make_optimizer(plan, schedule)
   state = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
                step=jnp.zeros((), jnp.int32))
   return TrainSetup(train_graphdef, eval_graphdef, state, schedule, tx)
@@ -323,112 +256,52 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
   if (workdir / "result.json").exists():
     logging.info("%s already has result.json; nothing to do", workdir)
     return json.loads((workdir / "result.json").read_text())
+  plan = run_plan.make(config, num_train_examples=num_train_examples(config))
   records.write_config(config, workdir)
   t_start = time.time()
   commit = records.git_commit()  # the code that starts the run, whatever changes meanwhile
-
-  spec = input_pipeline.dataset_spec(config.dataset)
-  total_steps = total_train_steps(config, num_train_examples(config))
-
-  # Auto axes: XLA propagates the batch sharding through reshapes (e.g. the group-major
-  # matmul), no per-op sharding annotations needed.
-  mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
-  if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
-    raise ValueError(f"batch_size={config.batch_size} and eval_batch_size="
-                     f"{config.eval_batch_size} must be divisible by the "
-                     f"{jax.device_count()} devices")
-  data_sharding = jax.NamedSharding(mesh, jax.P("data"))
-  replicated = jax.NamedSharding(mesh, jax.P())
-
-  train_graphdef, eval_graphdef, state, schedule, tx = init_training(config, total_steps)
-  state = jax.device_put(state, replicated)
-
+  data_sharding, replicated = _shardings(plan)
+  setup = init_training(plan)
   ckpt = ocp.CheckpointManager(
       (workdir / "checkpoints").absolute(),
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                            cleanup_tmp_directories=True))
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-                          state)
-  start_step, restored = restore_newest_readable(ckpt, abstract, workdir / "checkpoints")
-  if restored is not None:
-    state = restored
-    logging.info("resumed from the checkpoint at step %d", start_step)
-  earlier_s = records.truncate_metrics(workdir, start_step, final=start_step == total_steps,
-                                       lost_after=2 * config.checkpoint_every_steps)
-
-  train_step = jax.jit(
-      make_train_step(train_graphdef, tx, spec.num_classes, config.label_smoothing),
-      in_shardings=(replicated, data_sharding), out_shardings=(replicated, replicated),
-      donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(eval_graphdef, spec.num_classes),
-                      in_shardings=(replicated, data_sharding), out_shardings=replicated)
-
+  start_step, state = _resume(ckpt, jax.device_put(setup.state, replicated), workdir)
+  earlier_s = records.truncate_metrics(workdir, start_step, final=start_step == plan.total_steps,
+                                       lost_after=2 * plan.checkpoint_every_steps)
+  train_step, eval_step = _jit_steps(setup, plan, data_sharding, replicated)
   mirror = WandbMirror(config, workdir)
   writer = records.MetricsWriter(workdir, mirror, earlier_s, started=t_start)
   train_iter = input_pipeline.train_dataset(
       config, start_step=start_step,
-      rows=process_rows(data_sharding, config.batch_size)).as_numpy_iterator()
-
-  logging.info("training %s on %s for %d steps (batch %d, %d devices)", config.model,
-               config.dataset, total_steps, config.batch_size, jax.device_count())
-  pending = []
-  t_log, steps_since_log, first_log = time.time(), 0, True
-  step = start_step
+      rows=process_rows(data_sharding, plan.batch_size)).as_numpy_iterator()
   try:
-    while step < total_steps:
-      state, metrics = train_step(state, _global_batch(next(train_iter), data_sharding))
-      step += 1
-      steps_since_log += 1
-      pending.append(metrics)
-      last = step == total_steps
-      if step % config.log_every_steps == 0 or last:
-        host = jax.device_get(pending)
-        pending = []
-        loss = float(np.mean([m["loss"] for m in host]))
-        if not math.isfinite(loss):
-          kept = ckpt.latest_step()
-          raise NonFiniteLossError(
-              f"the training loss became non-finite ({loss}) by step {step}; "
-              + (f"the checkpoint of step {kept} is kept" if kept is not None
-                 else "no checkpoint was written") + ". Lower --config.learning_rate "
-              f"(now {config.learning_rate}) or check the input data.")
-        elapsed = time.time() - t_log
-        img_s = steps_since_log * config.batch_size / max(elapsed, 1e-9)
-        eta = (total_steps - step) * elapsed / steps_since_log
-        writer.write(step, dict(
-            train_loss=loss, train_top1_err=float(np.mean([m["top1_err"] for m in host])),
-            learning_rate=float(schedule(step - 1)),
-            img_per_s=img_s))
-        logging.info("%sstep %d/%d  loss %.4f  %.0f img/s%s  ETA %s%s", PROGRESS.get(), step,
-                     total_steps, loss, img_s, " (incl. compiling)" if first_log else "",
-                     _fmt_seconds(eta), _last_eval(writer))
-        first_log = False
-        t_log, steps_since_log = time.time(), 0
-      if (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) and not last:
-        ev = evaluate(eval_step, state, config, data_sharding)
-        writer.write(step, ev)
-        logging.info("%sstep %d eval: top-1 err %.2f%%", PROGRESS.get(), step,
-                     100 * ev["eval_top1_err"])
-      if step % config.checkpoint_every_steps == 0 or last:
-        ckpt.save(step, args=ocp.args.StandardSave(state))
-    ckpt.wait_until_finished()
+    logging.info("training %s on %s for %d steps (batch %d, %d devices)", plan.model,
+                 config.dataset, plan.total_steps, plan.batch_size, jax.device_count())
 
+    def nonfinite(_, loss, step):
+      kept = ckpt.latest_step()
+      raise NonFiniteLossError(
+          f"the training loss became non-finite ({loss[0]}) by step {step}; "
+          + (f"the checkpoint of step {kept} is kept" if kept is not None
+             else "no checkpoint was written") + ". Lower --config.learning_rate "
+          f"(now {config.learning_rate}) or check the input data.")
+
+    step, state = train_loop(
+        plan, state, start_step,
+        lambda st: train_step(st, _global_batch(next(train_iter), data_sharding)), [writer],
+        setup.schedule, lambda st: [evaluate(eval_step, st, config, data_sharding)],
+        lambda step, st: ckpt.save(step, args=ocp.args.StandardSave(st)), nonfinite)
+    ckpt.wait_until_finished()
     final = evaluate(eval_step, state, config, data_sharding)
     writer.write(step, final)
     logging.info("final eval: top-1 err %.2f%%, top-5 err %.2f%% on %d examples",
                  100 * final["eval_top1_err"], 100 * final["eval_top5_err"],
                  final["eval_examples"])
-    train_metrics = writer.last("train_loss", "train_top1_err")
-    counted = complexity.model_complexity(
-        config.model, (config.image_size, config.image_size), **model_kwargs(config))
-    # The same architecture as the paper counts it (224x224, ImageNet stem, 1000 classes).
-    paper_arch = complexity.model_complexity(config.model)
-    result = records.run_record(
-        config, final_metrics={**train_metrics, **final, "steps": step}, complexity=counted,
-        mflops_imagenet224=paper_arch["mflops"], wall_time_s=time.time() - t_start,
-        commit=commit, implementations=resolve_impls(config),
-        wall_time_all_attempts_s=writer.elapsed_s())
+    result = run_record(plan, {**writer.last("train_loss", "train_top1_err"), **final,
+                               "steps": step},
+                        wall_time_s=time.time() - t_start, commit=commit,
+                        wall_time_all_attempts_s=writer.elapsed_s())
     records.write_result(workdir, result)
     mirror.summary(result)
     if jax.process_count() > 1:  # every process leaves once process 0's record is written
@@ -438,6 +311,110 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
     ckpt.wait_until_finished()
     ckpt.close()
     mirror.finish()
+
+
+def _shardings(plan: run_plan.Plan) -> tuple[jax.NamedSharding, jax.NamedSharding]:
+  """(batch sharded over every device on the ``data`` axis, replicated). Auto axes: XLA
+  propagates the batch sharding through reshapes (e.g. the group-major matmul), no per-op
+  sharding annotations needed."""
+  n = jax.device_count()
+  if plan.batch_size % n or plan.eval_batch_size % n:
+    raise ValueError(f"batch_size={plan.batch_size} and eval_batch_size="
+                     f"{plan.eval_batch_size} must be divisible by the {n} devices")
+  mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.NamedSharding(mesh, jax.P("data")), jax.NamedSharding(mesh, jax.P())
+
+
+def _resume(ckpt, state, workdir: Path):
+  """(step, state): the newest readable checkpoint's, else (0, ``state``)."""
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                          state)
+  start_step, restored = restore_newest_readable(ckpt, abstract, workdir / "checkpoints")
+  if restored is None:
+    return 0, state
+  logging.info("resumed from the checkpoint at step %d", start_step)
+  return start_step, restored
+
+
+def _jit_steps(setup: TrainSetup, plan: run_plan.Plan, data_sharding, replicated):
+  """The jitted train step (state donated) and eval step, batch sharded."""
+  classes = plan.dataset.num_classes
+  train_step = jax.jit(
+      make_train_step(setup.train_graphdef, setup.tx, classes, plan.label_smoothing),
+      in_shardings=(replicated, data_sharding), out_shardings=(replicated, replicated),
+      donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(setup.eval_graphdef, classes),
+                      in_shardings=(replicated, data_sharding), out_shardings=replicated)
+  return train_step, eval_step
+
+
+def train_loop(plan: run_plan.Plan, state, step: int, advance, writers: list, schedule,
+               run_eval, save, nonfinite) -> tuple[int, Any]:
+  """Steps from ``step`` to the plan's last, for one run or a group of k seeds: every log
+  interval each seed's metrics to its writer and one progress line, every eval interval
+  ``run_eval(state)`` (one dict per seed), every checkpoint interval and at the end
+  ``save(step, state)``. ``advance(state)`` -> (state, metrics: scalars or one per seed);
+  ``nonfinite(seeds, losses, step)`` raises for the seeds (indices) whose loss is not
+  finite.
+  Returns (last step, state)."""
+  total, k = plan.total_steps, len(writers)
+  pending = []
+  t_log, steps_since_log, first_log = time.time(), 0, True
+  while step < total:
+    state, metrics = advance(state)
+    step += 1
+    steps_since_log += 1
+    pending.append(metrics)
+    last = step == total
+    if step % plan.log_every_steps == 0 or last:
+      host = jax.device_get(pending)
+      pending = []
+      per_seed = lambda key: [float(np.mean(column)) for column in np.asarray(  # noqa: E731
+          [m[key] for m in host]).reshape(len(host), k).T]
+      loss, err = per_seed("loss"), per_seed("top1_err")
+      bad = [i for i, v in enumerate(loss) if not math.isfinite(v)]
+      if bad:
+        nonfinite(bad, loss, step)
+      elapsed = time.time() - t_log
+      img_s = steps_since_log * plan.batch_size / max(elapsed, 1e-9)  # per seed
+      for i, w in enumerate(writers):
+        w.write(step, dict(train_loss=loss[i], train_top1_err=err[i],
+                           learning_rate=float(schedule(step - 1)), img_per_s=img_s))
+      eta = (total - step) * elapsed / steps_since_log
+      logging.info("%sstep %d/%d  loss %s  %.0f img/s%s%s  ETA %s%s", PROGRESS.get(), step,
+                   total, " ".join(f"{v:.4f}" for v in loss), img_s,
+                   f" per seed ({k} seeds)" if k > 1 else "",
+                   " (incl. compiling)" if first_log else "", _fmt_seconds(eta),
+                   _last_eval(writers[0]) if k == 1 else "")
+      first_log = False
+      t_log, steps_since_log = time.time(), 0
+    if (plan.eval_every_steps > 0 and step % plan.eval_every_steps == 0) and not last:
+      evals = run_eval(state)
+      for w, ev in zip(writers, evals):
+        w.write(step, ev)
+      logging.info("%sstep %d eval: top-1 err %s", PROGRESS.get(), step,
+                   " ".join(f"{100 * ev['eval_top1_err']:.2f}%" for ev in evals))
+    if step % plan.checkpoint_every_steps == 0 or last:
+      save(step, state)
+  return step, state
+
+
+def complexity_facts(plan: run_plan.Plan) -> dict:
+  """The model's complexity at the run's input shape, and its MFLOPs as the paper counts
+  them (224x224, ImageNet stem, 1000 classes)."""
+  return dict(
+      complexity=complexity.model_complexity(plan.model, plan.resolution, **plan.model_kwargs),
+      mflops_imagenet224=complexity.model_complexity(plan.model)["mflops"])
+
+
+def run_record(plan: run_plan.Plan, final_metrics: dict, facts: dict | None = None,
+               **provenance) -> dict:
+  """The run record (result.json) of a finished run of ``plan``: its metrics, its
+  :func:`complexity_facts` (``facts``, counted when not given), the implementations it
+  trained with and ``provenance`` (wall times, commit)."""
+  return records.run_record(plan.config, final_metrics=final_metrics,
+                            implementations=plan.impls,
+                            **(facts or complexity_facts(plan)), **provenance)
 
 
 # ------------------------------------------------------------------------------ trained runs
@@ -454,11 +431,11 @@ def restore_model(workdir: str | Path, **overrides: Any) -> tuple[nnx.Module, in
   """(model, step): the run's model with the parameters and BN statistics of its latest
   checkpoint, in eval mode and float32. ``overrides`` are constructor arguments, e.g. other
   layer implementations (every implementation reads the same parameter layout)."""
-  config = run_config(workdir)
-  model = registry.create_model(config.model, rngs=nnx.Rngs(config.seed),
-                                **{**model_kwargs(config), **overrides})
+  plan = run_plan.make(run_config(workdir), check=False)  # the run's own: as it trained
+  model = registry.create_model(plan.model, rngs=nnx.Rngs(plan.seed),
+                                **{**plan.model_kwargs, **overrides})
   params, batch_stats = nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)
-  tx = make_optimizer(config, optax.constant_schedule(0.0))  # the state's structure only
+  tx = make_optimizer(plan, optax.constant_schedule(0.0))  # the state's structure only
   template = dict(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
                   step=jnp.zeros((), jnp.int32))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])

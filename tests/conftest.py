@@ -78,6 +78,7 @@ SLOW = {
     "test_the_wandb_service_ends_with_a_killed_run",
     "test_a_second_copy_of_a_running_sweep_is_refused",
     "test_a_non_finite_loss_stops_the_run_in_one_line",
+    "test_the_extending_example_trains_and_writes_its_table",
 }
 
 

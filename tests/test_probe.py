@@ -5,6 +5,7 @@ from flax import nnx
 
 from benchmarks import probe_classifier
 from shufflenet_jax import input_pipeline, train
+from shufflenet_jax import plan as run_plan
 from tests.tiny import tiny_config
 
 
@@ -23,7 +24,7 @@ def test_probe_tracks_the_classifier_and_the_convs_separately():
 
 def test_pooled_features_are_what_the_classifier_sees():
   config = tiny_config()
-  model = train.build_model(config, nnx.Rngs(0))
+  model = train.build_model(run_plan.make(config), nnx.Rngs(0))
   model.train()
   images = next(input_pipeline.train_dataset(config).as_numpy_iterator())["image"]
   f = probe_classifier.pooled_features(model, images)

@@ -149,7 +149,6 @@ def test_device_trainer_runs_without_tensorflow(tmp_path):
   code = f"""
 import sys
 sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # import fails
-sys.path.insert(0, {ROOT!r})
 from tests.tiny import tiny_config
 from shufflenet_jax import seed_group
 from tests.test_seed_group import f32_configs  # the float32 test's programs: cached
@@ -158,6 +157,6 @@ print([r["seed"] for r in seed_group.train_group(cs, [{str(tmp_path)!r} + f"/s{{
 assert not [m for m, v in sys.modules.items() if m.startswith("tensorflow") and v is not None]
 """
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=600)
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"}, cwd=ROOT, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "[0, 1]" in out.stdout

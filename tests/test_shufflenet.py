@@ -150,7 +150,7 @@ def test_unknown_name_and_argument():
 
 def test_zero_init_residual_starts_every_stride1_unit_as_the_identity():
   from configs import default, imagenet, sweeps
-  from shufflenet_jax import train
+  from shufflenet_jax import plan as run_plan
   model = create_model("shufflenet_0.25x_g3", rngs=nnx.Rngs(0), stem="small", num_classes=10,
                        in_channels=1, zero_init_residual=True)
   model.eval()
@@ -166,11 +166,11 @@ def test_zero_init_residual_starts_every_stride1_unit_as_the_identity():
   assert float(jnp.abs(plain.units[1].bn3.scale[...]).min()) == 1.0
   # A config switch, off by default (the paper's init), passed to the models that take it.
   c = default.get_config("quick")
-  assert "zero_init_residual" not in train.model_kwargs(c)
+  assert "zero_init_residual" not in run_plan.model_kwargs(c)
   c.zero_init_residual = True
-  assert train.model_kwargs(c)["zero_init_residual"] is True
+  assert run_plan.model_kwargs(c)["zero_init_residual"] is True
   c.model = "mobilenet_v1_0.25"
-  assert "zero_init_residual" not in train.model_kwargs(c)
+  assert "zero_init_residual" not in run_plan.model_kwargs(c)
   assert imagenet.get_config().zero_init_residual is False
   # The sweeps' Fashion-MNIST presets take it (same init at every grid point), ImageNet not.
   assert sweeps.sweep_config("t", {}, "proxy").zero_init_residual is True

@@ -1,6 +1,7 @@
 """The training pipeline: resume after SIGKILL, multi-device equivalence, accuracy floor,
 records, wandb mirror, clear errors."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from shufflenet_jax import input_pipeline, records, train
+from shufflenet_jax import plan as run_plan
 from tests.tiny import tiny_config, tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +71,8 @@ import jax, jax.numpy as jnp, numpy as np, optax
 # on 8 images per device amplifies summation-order noise to ~1e-4 in a few parameters.
 jax.config.update("jax_enable_x64", True)
 from flax import nnx
-from shufflenet_jax import train
+import dataclasses
+from shufflenet_jax import plan as run_plan, train
 from tests.tiny import tiny_config
 assert jax.device_count() == 4
 c = tiny_config()
@@ -82,12 +85,13 @@ for n in (1, 4):
   data, rep = jax.NamedSharding(mesh, jax.P("data")), jax.NamedSharding(mesh, jax.P())
   # Each with the implementations `auto` picks for its device count (CPU: shiftvjp on one
   # device, shift on four), so the test also holds the per-mesh choice to the same math.
-  model = train.build_model(c, nnx.Rngs(0), devices=n)
-  impls.append(train.resolve_impls(c, n))
+  plan = dataclasses.replace(run_plan.make(c, devices=n), total_steps=10)
+  model = train.build_model(plan, nnx.Rngs(0))
+  impls.append(plan.impls)
   model.train()
   gd, p, bs = nnx.split(model, nnx.Param, nnx.BatchStat)
   p, bs = jax.tree.map(lambda a: a.astype(jnp.float64), (p, bs))
-  tx = train.make_optimizer(c, train.learning_rate_schedule(c, 10))
+  tx = train.make_optimizer(plan, train.learning_rate_schedule(plan))
   state = jax.device_put(dict(params=p, batch_stats=bs, opt_state=tx.init(p),
                               step=jnp.zeros((), jnp.int32)), rep)
   step = jax.jit(train.make_train_step(gd, tx, 10, 0.0), in_shardings=(rep, data),
@@ -122,7 +126,7 @@ def test_accuracy_floor_on_fashion_mnist(fmnist_run):
   rec = json.loads((workdir / "result.json").read_text())
   assert rec["model"] == "shufflenet_0.25x_g3" and rec["params"] > 0
   assert rec["device"]["platform"] == "cpu" and rec["versions"]["jax"]
-  assert rec["implementations"] == train.resolve_impls(rec["config"])  # auto, resolved
+  assert rec["implementations"] == run_plan.resolve_impls(rec["config"])  # auto, resolved
   assert rec["implementations"]["pool_impl"] == "shift"
   assert (workdir / "config.json").exists()
   steps = [json.loads(l)["step"] for l in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -273,7 +277,8 @@ def test_processes_feed_their_rows_of_the_same_global_batches():
 
 
 def _first_update(config, params, grads):
-  tx = train.make_optimizer(config, train.learning_rate_schedule(config, 10))
+  plan = dataclasses.replace(run_plan.make(config), total_steps=10)
+  tx = train.make_optimizer(plan, train.learning_rate_schedule(plan))
   updates, _ = tx.update(grads, tx.init(params), params)
   return updates
 
@@ -287,7 +292,7 @@ def test_classifier_lr_scale_scales_only_the_classifier_update():
   from flax import nnx
 
   c = tiny_config(warmup_steps=0, weight_decay=1e-2)
-  params = nnx.state(train.build_model(c, nnx.Rngs(0)), nnx.Param)
+  params = nnx.state(train.build_model(run_plan.make(c), nnx.Rngs(0)), nnx.Param)
   grads = jax.tree.map(lambda p: np.random.RandomState(p.size % 97).randn(*p.shape)
                        .astype(np.float32), params)
   plain = _first_update(c, params, grads)
@@ -304,7 +309,7 @@ def test_classifier_lr_scale_scales_only_the_classifier_update():
   assert n_classifier == 2  # fc kernel and bias
 
   with pytest.raises(ValueError, match=r"classifier_lr_scale=-1"):
-    train.make_optimizer(tiny_config(classifier_lr_scale=-1.0), lambda step: 0.1)
+    run_plan.make(tiny_config(classifier_lr_scale=-1.0))
   with pytest.raises(ValueError, match="no classifier layer named one of fc"):
     train.classifier_labels({"conv1": {"kernel": np.zeros((3, 3))}})
 
@@ -365,15 +370,15 @@ def test_auto_implementations_on_cpu_and_bad_switches():
   unit-output switch takes bools or their spellings from the command line."""
   from configs import default
   c = default.get_config("quick")
-  assert train.resolve_impls(c) == dict(pointwise_impl="matmul", depthwise_impl="shiftvjp",
+  assert run_plan.resolve_impls(c) == dict(pointwise_impl="matmul", depthwise_impl="shiftvjp",
                                         pool_impl="shift", materialize_units=True)
   c.materialize_units = "False"
   c.pool_impl = "window"
-  assert train.resolve_impls(c)["materialize_units"] is False
-  assert train.resolve_impls(c)["pool_impl"] == "window"
+  assert run_plan.resolve_impls(c)["materialize_units"] is False
+  assert run_plan.resolve_impls(c)["pool_impl"] == "window"
   c.materialize_units = "sometimes"
   with pytest.raises(ValueError, match="materialize_units='sometimes'; valid: auto, true, false"):
-    train.resolve_impls(c)
+    run_plan.resolve_impls(c)
 
 
 def test_topk_correct_is_lax_top_k_membership_ties_included():

@@ -103,8 +103,28 @@ class BottleneckUnit(nnx.Module):
     return jax.nn.relu(y + (x if self.proj is None else self.bn_proj(self.proj(x))))
 
 
+# Unit types added at run time (docs/extending.md): kind -> builder.
+_ADDED_UNITS: dict = {}
+
+
+def register_unit(kind: str, builder, *, quantum: int = 1) -> None:
+  """Adds the unit type ``kind`` to the skeleton: ``UnitNet(kind=kind, width=w)`` builds
+  every unit as ``builder(cin, cout, stride, pointwise_impl=..., depthwise_impl=...,
+  dtype=..., rngs=...)`` (a stride-2 unit changes the spatial size, every unit the
+  channels cin -> cout); every stage's channels are a multiple of ``quantum``."""
+  if kind in QUANTUM:
+    raise ValueError(f"unit kind {kind!r} is already registered")
+  if not isinstance(quantum, int) or quantum < 1:
+    raise ValueError(f"quantum={quantum!r}; must be an integer >= 1")
+  QUANTUM[kind] = quantum
+  _ADDED_UNITS[kind] = builder
+
+
 def make_unit(kind: str, cin: int, cout: int, stride: int, *, pointwise_impl="lax",
               depthwise_impl="lax", dtype=None, rngs: nnx.Rngs) -> nnx.Module:
+  if kind in _ADDED_UNITS:
+    return _ADDED_UNITS[kind](cin, cout, stride, pointwise_impl=pointwise_impl,
+                              depthwise_impl=depthwise_impl, dtype=dtype, rngs=rngs)
   if kind == "vgg_like":
     return VGGLikeUnit(cin, cout, stride, dtype=dtype, rngs=rngs)
   if kind == "resnet":
@@ -118,7 +138,7 @@ def make_unit(kind: str, cin: int, cout: int, stride: int, *, pointwise_impl="la
     return ShuffleUnit(cin, cout, stride=stride, groups=1, shuffle=False,
                        pointwise_impl=pointwise_impl, depthwise_impl=depthwise_impl,
                        dtype=dtype, rngs=rngs)
-  raise ValueError(f"unit kind={kind!r}; valid: {', '.join(KINDS)}")
+  raise ValueError(f"unit kind={kind!r}; valid: {', '.join(QUANTUM)}")
 
 
 class UnitNet(nnx.Module):
@@ -127,8 +147,8 @@ class UnitNet(nnx.Module):
   def __init__(self, *, kind: str, width: int, stem: str = "imagenet", num_classes: int = 1000,
                in_channels: int = 3, pointwise_impl: str = "lax", depthwise_impl: str = "lax",
                dtype=None, rngs: nnx.Rngs):
-    if kind not in KINDS:
-      raise ValueError(f"unit kind={kind!r}; valid: {', '.join(KINDS)}")
+    if kind not in QUANTUM:
+      raise ValueError(f"unit kind={kind!r}; valid: {', '.join(QUANTUM)}")
     if stem not in STEMS:
       raise ValueError(f"stem={stem!r}; valid stems: {', '.join(STEMS)}")
     if not isinstance(width, int) or width < QUANTUM[kind]:
