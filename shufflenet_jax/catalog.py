@@ -26,6 +26,9 @@ PATH = Path(__file__).with_name("catalog.json")
 POINTWISE_IMPLS = ("lax", "einsum", "matmul", "blockdiag", "groupmajor")
 DEPTHWISE_IMPLS = ("lax", "shift", "shiftvjp")
 POOL_IMPLS = ("window", "depthwise", "shift")
+# The channel shuffle's permutation (models/ops.py channel_shuffle): the paper's, or the
+# official release's (its inverse; the one its ImageNet weights were trained with).
+SHUFFLE_ORDERS = ("paper", "release")
 
 # The ShuffleNet grid of the paper (shufflenet_jax/models/shufflenet.py).
 GROUPS = (1, 2, 3, 4, 8)

@@ -118,6 +118,10 @@ def markdown(records: list[dict]) -> str:
   return "\n".join(mdtable.markdown(header, rows))
 
 
+# The models of the official release (ShuffleNet-Series ShuffleNetV1).
+RELEASED_GROUPS, RELEASED_WIDTHS = (3, 8), (0.5, 1.0, 1.5, 2.0)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m shufflenet_jax.complexity",
@@ -127,7 +131,19 @@ def main(argv=None) -> int:
   parser.add_argument("--model", help="one registry name (default: every paper row)")
   parser.add_argument("--resolution", nargs=2, type=int, metavar=("H", "W"),
                       help="input height and width (default 224 224)")
+  parser.add_argument("--release", action="store_true",
+                      help="the official release's 8 models as it builds them "
+                           "(shuffle_order=release, no classifier bias): their parameters")
   args = parser.parse_args(argv)
+  if args.release:
+    rows = []
+    for g in RELEASED_GROUPS:
+      for width in RELEASED_WIDTHS:
+        name = registry.shufflenet_name(g, width)
+        r = model_complexity(name, shuffle_order="release", classifier_bias=False)
+        rows.append([name, f"{r['mflops']:.1f}", f"{r['params']:,}"])
+    print("\n".join(mdtable.markdown(["model (release options)", "MFLOPs", "params"], rows)))
+    return 0
   if args.resolution and not args.model:
     parser.error("--resolution needs --model")
   try:

@@ -79,6 +79,7 @@ SLOW = {
     "test_a_second_copy_of_a_running_sweep_is_refused",
     "test_a_non_finite_loss_stops_the_run_in_one_line",
     "test_the_extending_example_trains_and_writes_its_table",
+    "test_converted_weights_export_to_checked_tflite",
 }
 
 

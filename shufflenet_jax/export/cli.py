@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                  help="int8: activation ranges are the mean of per-chunk min/max over chunks "
                       f"of this many calibration images; 0: min/max over all (default "
                       f"{RANGE_CHUNK})")
+  p.add_argument("--calibration_dataset", default="",
+                 help="with --workdir: calibrate and check on this dataset's images (e.g. "
+                      "fashion_mnist for converted ImageNet weights without ImageNet; "
+                      "default: the run's own training images)")
   p.add_argument("--agreement", action="store_true",
                  help="with --workdir: int8 vs float top-1 agreement on the whole eval split")
   args = p.parse_args(argv)
@@ -59,13 +63,19 @@ def main(argv: list[str] | None = None) -> int:
                                              range_chunk=args.range_chunk)
     else:
       tflite, report = export_run(args.workdir, args.precision, out=args.out,
+                                  calibration_dataset=args.calibration_dataset or None,
                                   float_classifier=not args.int8_classifier,
                                   equalize=not args.no_equalize, range_chunk=args.range_chunk)
   except ExportCheckError as e:
     print(f"error: {e}", file=sys.stderr)
     print(json.dumps(dataclasses.asdict(e.report), indent=1), file=sys.stderr)
     return 1
-  except (ValueError, FileNotFoundError, input_pipeline.DatasetUnavailableError) as e:
+  except input_pipeline.DatasetUnavailableError as e:
+    hint = (" To calibrate and check on other images, pass --calibration_dataset=fashion_mnist."
+            if args.workdir else "")
+    print(f"error: {e}{hint}", file=sys.stderr)
+    return 2
+  except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(json.dumps(dataclasses.asdict(report), indent=1))

@@ -14,14 +14,19 @@ from shufflenet_jax.export.verify import ExportReport, jax_logits, run_tflite
 
 
 def export_run(workdir: str | Path, precision: str, *, out: str | Path | None = None,
-               num_calibration: int = 256, **kw) -> tuple[bytes, ExportReport]:
+               num_calibration: int = 256, calibration_dataset: str | None = None,
+               **kw) -> tuple[bytes, ExportReport]:
   """The run's latest checkpoint exported at the run's input shape (batch 1), calibrated
-  on the train split's first ``num_calibration`` images; ``kw`` as :func:`export`."""
+  and checked on the first ``num_calibration`` images of the run's train split, or of
+  ``calibration_dataset``'s eval split (resized and tiled to the run's input shape: e.g.
+  Fashion-MNIST for converted ImageNet weights on a machine without ImageNet); ``kw`` as
+  :func:`export`."""
   from shufflenet_jax import train
   plan, shape = _run_plan(workdir)
   model, _ = train.restore_model(workdir, **export_overrides(plan.model, precision))
-  return export(model, plan.model, (1, *shape), precision,
-                calibration=train_images(plan.config, num_calibration, shape), out=out, **kw)
+  images = (train_images(plan.config, num_calibration, shape) if calibration_dataset is None
+            else dataset_images(num_calibration, shape, dataset=calibration_dataset))
+  return export(model, plan.model, (1, *shape), precision, calibration=images, out=out, **kw)
 
 
 def _run_plan(workdir):

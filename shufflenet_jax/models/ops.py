@@ -23,7 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from shufflenet_jax.catalog import DEPTHWISE_IMPLS, POINTWISE_IMPLS, POOL_IMPLS
+from shufflenet_jax.catalog import DEPTHWISE_IMPLS, POINTWISE_IMPLS, POOL_IMPLS, SHUFFLE_ORDERS
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -34,18 +34,27 @@ def _check_choice(name: str, value, valid) -> None:
         f"{name}={value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
 
 
-def channel_shuffle(x: jax.Array, groups: int) -> jax.Array:
+def channel_shuffle(x: jax.Array, groups: int, order: str = "paper") -> jax.Array:
   """Channel shuffle (paper Sec. 3.1, Fig. 1c) on an NHWC tensor.
 
-  The C channels are read as a (groups, C // groups) matrix, transposed to
+  ``paper``: the C channels are read as a (groups, C // groups) matrix, transposed to
   (C // groups, groups) and flattened, so output channel ``k * groups + j`` is input channel
   ``j * (C // groups) + k``: after the shuffle every group of the next grouped conv sees
   one channel from each group of the previous one.
+
+  ``release``: the official code's (ShuffleNet-Series), which reads the channels as a
+  (C // groups, groups) matrix: the inverse permutation, output channel ``j * (C // groups)
+  + k`` is input channel ``k * groups + j``. The release's weights need it where the
+  channels per group are not a multiple of ``groups`` (0.5x, 1x, 1.5x g8): there the two
+  permutations connect different channels and no reordering of the weights makes them
+  compute the same function (docs/model.md).
   """
+  _check_choice("shuffle_order", order, SHUFFLE_ORDERS)
   *lead, c = x.shape
   if c % groups:
     raise ValueError(f"channel_shuffle: groups={groups} does not divide {c} channels")
-  return x.reshape(*lead, groups, c // groups).swapaxes(-1, -2).reshape(*lead, c)
+  rows = groups if order == "paper" else c // groups
+  return x.reshape(*lead, rows, c // rows).swapaxes(-1, -2).reshape(*lead, c)
 
 
 def _group_major(kernel: jax.Array, groups: int) -> jax.Array:

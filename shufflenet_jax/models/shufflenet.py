@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from shufflenet_jax.catalog import DEPTHS, GROUPS, WIDTHS  # the paper's grid
+from shufflenet_jax.catalog import DEPTHS, GROUPS, SHUFFLE_ORDERS, WIDTHS  # the paper's grid
 from shufflenet_jax.models import group_major as gm
 from shufflenet_jax.models import layers, ops
 
@@ -93,7 +93,8 @@ class ShuffleUnit(nnx.Module):
   """
 
   def __init__(self, in_channels: int, out_channels: int, *, stride: int, groups: int,
-               group_first_conv: bool = True, shuffle: bool = True, se: bool = False,
+               group_first_conv: bool = True, shuffle: bool = True, shuffle_order: str = "paper",
+               se: bool = False,
                zero_init_residual: bool = False, pointwise_impl: str = "lax", depthwise_impl: str = "lax",
                pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
     if stride not in (1, 2):
@@ -106,6 +107,7 @@ class ShuffleUnit(nnx.Module):
     self.stride = stride
     self.groups = groups
     self.shuffle = shuffle
+    self.shuffle_order = shuffle_order
     self.pool_impl = pool_impl
     pw = dict(impl=pointwise_impl, dtype=dtype, rngs=rngs)
     self.conv1 = layers.PointwiseConv(in_channels, mid,
@@ -124,7 +126,7 @@ class ShuffleUnit(nnx.Module):
     """1x1 group conv -> BN -> ReLU -> channel shuffle: the depthwise conv's input."""
     y = layers.batch_norm_act(self.bn1, self.conv1(x), relu=True)
     if self.shuffle and self.groups > 1:
-      y = ops.channel_shuffle(y, self.groups)
+      y = ops.channel_shuffle(y, self.groups, self.shuffle_order)
     return y
 
   def depthwise(self, y: jax.Array) -> jax.Array:
@@ -185,6 +187,10 @@ class ShuffleNet(nnx.Module):
     groups: g, the group count of the 1x1 convolutions (1, 2, 3, 4, 8).
     width: s, the width factor (0.25, 0.5, 1.0, 1.5, 2.0).
     shuffle: channel shuffle on/off (Table 3); off removes the shuffle and nothing else.
+    shuffle_order: ``paper`` (the paper's permutation) or ``release`` (the official code's,
+      its inverse: what its ImageNet weights need; ops.channel_shuffle).
+    classifier_bias: the classifier's bias (the paper's FC; the release has none: 1000
+      fewer parameters).
     depth: ``standard`` (4/8/4 units) or ``shallow`` (2/4/2 units, widened, Table 5).
     se: squeeze-excitation on every unit's branch (Table 5 "with SE").
     stem: ``imagenet`` (conv1 stride 2 + max pool) or ``small`` (conv1 stride 1, no pool).
@@ -202,6 +208,7 @@ class ShuffleNet(nnx.Module):
   """
 
   def __init__(self, *, groups: int = 3, width: float = 1.0, shuffle: bool = True,
+               shuffle_order: str = "paper", classifier_bias: bool = True,
                depth: str = "standard", se: bool = False, stem: str = "imagenet",
                zero_init_residual: bool = False,
                num_classes: int = 1000, in_channels: int = 3,
@@ -214,7 +221,12 @@ class ShuffleNet(nnx.Module):
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
       if not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r}; must be a positive integer")
+    ops._check_choice("shuffle_order", shuffle_order, SHUFFLE_ORDERS)
+    if shuffle_order != "paper" and pointwise_impl == "groupmajor":
+      raise ValueError(f"shuffle_order={shuffle_order!r} needs a pointwise_impl other than "
+                       "'groupmajor' (its layout implements the paper's permutation)")
     self.groups, self.width, self.shuffle, self.depth, self.se = groups, width, shuffle, depth, se
+    self.shuffle_order = shuffle_order
     self.stem = stem
     self.dtype = dtype
     self.group_major = pointwise_impl == "groupmajor"
@@ -225,7 +237,7 @@ class ShuffleNet(nnx.Module):
                           padding=((1, 1), (1, 1)), use_bias=False, kernel_init=layers.he_init,
                           dtype=dtype, rngs=rngs)
     self.bn1 = layers.batch_norm(conv1, dtype, rngs)
-    unit_kw = dict(groups=groups, shuffle=shuffle, se=se, zero_init_residual=zero_init_residual,
+    unit_kw = dict(groups=groups, shuffle=shuffle, shuffle_order=shuffle_order, se=se, zero_init_residual=zero_init_residual,
                    pointwise_impl=pointwise_impl,
                    depthwise_impl=depthwise_impl, pool_impl=pool_impl, dtype=dtype, rngs=rngs)
     units = []
@@ -237,7 +249,8 @@ class ShuffleNet(nnx.Module):
                                  group_first_conv=not (stage == 0 and i == 0), **unit_kw))
         c_in = c_out
     self.units = nnx.List(units)
-    self.fc = nnx.Linear(c_in, num_classes, kernel_init=layers.classifier_init, dtype=dtype, rngs=rngs)
+    self.fc = nnx.Linear(c_in, num_classes, use_bias=classifier_bias,
+                         kernel_init=layers.classifier_init, dtype=dtype, rngs=rngs)
 
   def stem_features(self, x: jax.Array) -> jax.Array:
     """conv1 -> BN -> ReLU [-> max pool]: the first unit's input."""
