@@ -29,6 +29,9 @@ POOL_IMPLS = ("window", "depthwise", "shift")
 # The channel shuffle's permutation (models/ops.py channel_shuffle): the paper's, or the
 # official release's (its inverse; the one its ImageNet weights were trained with).
 SHUFFLE_ORDERS = ("paper", "release")
+# The channel order of a stride-2 unit's output: the pooled shortcut's channels first (the
+# paper's Fig. 2c and the official release), or the branch's (osmr/imgclsmob's weights).
+CONCAT_ORDERS = ("shortcut_first", "branch_first")
 
 # The ShuffleNet grid of the paper (shufflenet_jax/models/shufflenet.py).
 GROUPS = (1, 2, 3, 4, 8)

@@ -2,6 +2,8 @@
 
   python -m shufflenet_jax.convert --format=release --in=snetv1_group8_1.0x.pth.tar \\
       --model=shufflenet_1.0x_g8 --out=runs/release_1.0x_g8
+  python -m shufflenet_jax.convert --format=imgclsmob --in=shufflenet_g3_w1.pth \\
+      --model=shufflenet_1.0x_g3 --out=runs/imgclsmob_1.0x_g3
 
 ``release``: the official ShuffleNet-Series ShuffleNetV1 checkpoints (g3 and g8 at 0.5x,
 1.0x, 1.5x, 2.0x), PyTorch state dicts (possibly wrapped in ``state_dict`` with ``module.``
@@ -10,6 +12,11 @@ depthwise conv, and their classifier has no bias: the converted model is built w
 ``shuffle_order=release`` and ``classifier_bias=False``, and the depthwise conv's and its
 BN's channels are permuted so the shuffle can stay before them (per-channel ops commute
 with a permutation of the channels).
+
+``imgclsmob``: osmr/imgclsmob's (pytorchcv) ShuffleNet (g1, g2, g3, g4, g8 at 1.0x; g1 and
+g3 at 0.5x and 0.25x): the paper's shuffle before the depthwise conv and a classifier with
+bias, but its stride-2 units concatenate the branch before the pooled shortcut: the model
+is built with ``concat_order=branch_first``.
 
 Input files: ``.npz`` or ``.safetensors`` (read without torch), or ``.pth``/``.pth.tar``/
 ``.pt`` when torch is installed. To make an ``.npz`` on any machine with torch:
@@ -35,7 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-FORMATS = ("release",)
+FORMATS = ("release", "imgclsmob")
+# The model arguments each format's network needs (models/shufflenet.py).
+MODEL_KWARGS = {"release": dict(shuffle_order="release", classifier_bias=False),
+                "imgclsmob": dict(concat_order="branch_first")}
 # BN tensors: PyTorch name -> flax nnx.BatchNorm variable
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
@@ -139,14 +149,40 @@ def release_tensors(model) -> dict[str, tuple[tuple, callable]]:
   return m
 
 
-def convert_release(sd: dict[str, np.ndarray], model) -> None:
-  """Loads the release state dict ``sd`` into ``model`` (a ShuffleNet with
-  shuffle_order='release', classifier_bias=False, 1000 classes), checking every name and
-  shape first: ConversionError (nothing changed) on the first problem."""
-  if getattr(model, "shuffle_order", None) != "release" or model.fc.bias is not None:
-    raise ConversionError("the model must be built with shuffle_order='release' and "
-                          "classifier_bias=False")
-  mapping = release_tensors(model)
+def imgclsmob_tensors(model) -> dict[str, tuple[tuple, callable]]:
+  """{imgclsmob name: (our variable path, PyTorch array -> our array)} for a ShuffleNet
+  built with ``concat_order='branch_first'`` (pytorchcv's names: features.init_block,
+  features.stage{s}.unit{u}, output)."""
+  m = {"features.init_block.conv.weight": (("conv1", "kernel"), _conv),
+       "output.weight": (("fc", "kernel"), lambda w: w.T), "output.bias": (("fc", "bias"), None)}
+  m.update({f"features.init_block.bn.{k}": (("bn1", v), None) for k, v in _BN.items()})
+  stage, u = 0, 0
+  for i, unit in enumerate(model.units):
+    stage, u = (stage + 1, 1) if unit.stride == 2 else (stage, u + 1)
+    pre, ours = f"features.stage{stage}.unit{u}.", ("units", i)
+    m[pre + "compress_conv1.weight"] = (ours + ("conv1", "kernel"), _conv)
+    m[pre + "dw_conv2.weight"] = (ours + ("dwconv", "kernel"), _conv)
+    m[pre + "expand_conv3.weight"] = (ours + ("conv2", "kernel"), _conv)
+    for k, v in _BN.items():
+      m[pre + f"compress_bn1.{k}"] = (ours + ("bn1", v), None)
+      m[pre + f"dw_bn2.{k}"] = (ours + ("bn2", v), None)
+      m[pre + f"expand_bn3.{k}"] = (ours + ("bn3", v), None)
+  return m
+
+
+TENSORS = {"release": release_tensors, "imgclsmob": imgclsmob_tensors}
+
+
+def load_state(sd: dict[str, np.ndarray], model, fmt: str) -> None:
+  """Loads the state dict ``sd`` of format ``fmt`` into ``model`` (a ShuffleNet built with
+  the format's MODEL_KWARGS, 1000 classes), checking every name and shape first:
+  ConversionError (nothing changed) on the first problem."""
+  have = dict(shuffle_order=model.shuffle_order, concat_order=model.concat_order,
+              classifier_bias=model.fc.bias is not None)
+  wrong = [f"{k}={v!r}" for k, v in MODEL_KWARGS[fmt].items() if have[k] != v]
+  if wrong:
+    raise ConversionError(f"the model must be built with {', '.join(wrong)} for {fmt} weights")
+  mapping = TENSORS[fmt](model)
   extra = sorted(k for k in sd if k not in mapping and not k.endswith("num_batches_tracked"))
   if extra:
     raise ConversionError(f"{extra[0]}: a tensor this model does not have"
@@ -176,13 +212,13 @@ def _variable(model, path: tuple):
 
 # ------------------------------------------------------------------------------ writing
 
-def release_config(model_name: str):
-  """The run config of a converted release model (configs/imagenet.py's, with the model
-  arguments the release's weights need)."""
+def converted_config(model_name: str, fmt: str = "release"):
+  """The run config of a converted model (configs/imagenet.py's, with the model arguments
+  the format's weights need)."""
   from configs import imagenet
   config = imagenet.get_config(f"model={model_name}")
-  config.model_kwargs.shuffle_order = "release"
-  config.model_kwargs.classifier_bias = False
+  for k, v in MODEL_KWARGS[fmt].items():
+    config.model_kwargs[k] = v
   config.wandb.mode = "disabled"
   return config
 
@@ -225,6 +261,9 @@ def convert(fmt: str, path: str | Path, model_name: str, out: str | Path) -> Pat
     catalog.preset(model_name)
   except ValueError as e:
     raise ConversionError(f"--model: {e}") from None
+  if not model_name.startswith("shufflenet_"):
+    raise ConversionError(f"--model={model_name!r}: the converters load ShuffleNets "
+                          "(shufflenet_{width}x_g{groups})")
   out = Path(out)
   if out.exists() and any(out.iterdir()):
     raise ConversionError(f"--out={str(out)!r} exists and is not empty")
@@ -233,10 +272,10 @@ def convert(fmt: str, path: str | Path, model_name: str, out: str | Path) -> Pat
 
   from shufflenet_jax import plan as run_plan
   from shufflenet_jax.models import registry
-  config = release_config(model_name)
+  config = converted_config(model_name, fmt)
   plan = run_plan.make(config, check=False)
   model = registry.create_model(model_name, rngs=nnx.Rngs(0), **plan.model_kwargs)
-  convert_release(sd, model)
+  load_state(sd, model, fmt)
   return write_run(model, config, out)
 
 

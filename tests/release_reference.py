@@ -142,3 +142,80 @@ def forward(sd: dict, images_nhwc: np.ndarray, groups: int, size: str) -> np.nda
     y = bn(conv(y, w(pre + "branch_main_2.0.weight"), groups=groups), sd, pre + "branch_main_2.1.")
     x = relu(x + y) if stride == 1 else np.concatenate([pool(x, "avg"), relu(y)], axis=1)
   return x.mean(axis=(2, 3)) @ w("classifier.0.weight").T
+
+
+# ------------------------------------------------------------------------------ imgclsmob
+# osmr/imgclsmob (pytorchcv) ShuffleNet, pytorch/pytorchcv/models/shufflenet.py: the paper's
+# shuffle (channels read as (g, C/g)) after the first pw conv's ReLU, stride-2 units
+# concatenate (branch, pooled input), a classifier with bias; widths int(c * scale).
+IMGCLSMOB_1X = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
+                4: (272, 544, 1088), 8: (384, 768, 1536)}
+
+
+def imgclsmob_blocks(groups: int, scale: float):
+  """(prefix, inp, oup, stride, first) of every unit, pytorchcv's names."""
+  inp = int(24 * scale)
+  out = []
+  for s, (c, n) in enumerate(zip(IMGCLSMOB_1X[groups], REPEATS)):
+    for j in range(n):
+      oup = int(c * scale)
+      out.append((f"features.stage{s + 1}.unit{j + 1}.", inp, oup, 2 if j == 0 else 1,
+                  s == 0 and j == 0))
+      inp = oup
+  return out
+
+
+def imgclsmob_shapes(groups: int, scale: float, num_classes: int = 1000) -> dict[str, tuple]:
+  init = int(24 * scale)
+  sd = {"features.init_block.conv.weight": (init, 3, 3, 3),
+        **_bn_shapes("features.init_block.bn.", init)}
+  for pre, inp, oup, stride, first in imgclsmob_blocks(groups, scale):
+    mid, outputs = oup // 4, oup - inp if stride == 2 else oup
+    sd[pre + "compress_conv1.weight"] = (mid, inp // (1 if first else groups), 1, 1)
+    sd.update(_bn_shapes(pre + "compress_bn1.", mid))
+    sd[pre + "dw_conv2.weight"] = (mid, 1, 3, 3)
+    sd.update(_bn_shapes(pre + "dw_bn2.", mid))
+    sd[pre + "expand_conv3.weight"] = (outputs, mid // groups, 1, 1)
+    sd.update(_bn_shapes(pre + "expand_bn3.", outputs))
+  last = imgclsmob_blocks(groups, scale)[-1][2]
+  sd["output.weight"], sd["output.bias"] = (num_classes, last), (num_classes,)
+  return sd
+
+
+def imgclsmob_random_state_dict(groups: int, scale: float, seed: int = 0) -> dict:
+  """As :func:`random_state_dict`, for imgclsmob's names (its last BN of a unit is
+  ``expand_bn3``)."""
+  rng = np.random.default_rng(seed)
+  sd = {}
+  for name, shape in imgclsmob_shapes(groups, scale).items():
+    if name.endswith("running_mean"):
+      sd[name] = rng.normal(0, 0.2, shape)
+    elif name.endswith("running_var"):
+      sd[name] = rng.uniform(2.0, 8.0, shape)
+    elif name.endswith("bias"):
+      sd[name] = rng.normal(0, 0.1, shape)
+    elif len(shape) == 1:
+      sd[name] = rng.uniform(0.15, 0.45, shape) if "expand_bn3" in name else rng.uniform(
+          0.5, 1.5, shape)
+    elif name.startswith("output"):
+      sd[name] = rng.normal(0, 0.05, shape)
+    else:
+      sd[name] = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
+  return {k: v.astype(np.float32) for k, v in sd.items()}
+
+
+def imgclsmob_forward(sd: dict, images_nhwc: np.ndarray, groups: int, scale: float):
+  relu = lambda t: np.maximum(t, 0)  # noqa: E731
+  w = lambda k: np.asarray(sd[k], np.float64)  # noqa: E731
+  x = np.asarray(images_nhwc, np.float64).transpose(0, 3, 1, 2)
+  x = relu(bn(conv(x, w("features.init_block.conv.weight"), 2, 1), sd, "features.init_block.bn."))
+  x = pool(x, "max")
+  for pre, inp, oup, stride, first in imgclsmob_blocks(groups, scale):
+    y = relu(bn(conv(x, w(pre + "compress_conv1.weight"), groups=1 if first else groups), sd,
+                pre + "compress_bn1."))
+    n, c, h, wd = y.shape  # the paper's shuffle: (g, C/g) transposed
+    y = y.reshape(n, groups, c // groups, h, wd).transpose(0, 2, 1, 3, 4).reshape(n, c, h, wd)
+    y = bn(conv(y, w(pre + "dw_conv2.weight"), stride, 1, groups=c), sd, pre + "dw_bn2.")
+    y = bn(conv(y, w(pre + "expand_conv3.weight"), groups=groups), sd, pre + "expand_bn3.")
+    x = relu(np.concatenate([y, pool(x, "avg")], axis=1) if stride == 2 else y + x)
+  return x.mean(axis=(2, 3)) @ w("output.weight").T + w("output.bias")

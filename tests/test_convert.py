@@ -37,17 +37,18 @@ def test_release_options_reproduce_the_release_parameter_counts(groups, size):
   assert release["mflops"] == paper["mflops"]
 
 
-def _converted(groups, size, tmp_path, fmt="npz"):
+def _converted(groups, size, tmp_path, fmt="npz", layout="release"):
   """(the state dict, the directory python -m shufflenet_jax.convert wrote)."""
   from shufflenet_jax import convert
-  sd = ref.random_state_dict(groups, size)
-  path = tmp_path / f"release.{fmt}"
+  sd = (ref.random_state_dict(groups, size) if layout == "release"
+        else ref.imgclsmob_random_state_dict(groups, float(size[:-1])))
+  path = tmp_path / f"{layout}.{fmt}"
   if fmt == "npz":
     np.savez(path, **{f"module.{k}": v for k, v in sd.items()})  # DataParallel's prefixes
   else:
     _write_safetensors(path, sd)
   out = tmp_path / "run"
-  assert convert.main(["--format=release", f"--in={path}", f"--model={_name(groups, size)}",
+  assert convert.main([f"--format={layout}", f"--in={path}", f"--model={_name(groups, size)}",
                        f"--out={out}"]) == 0
   return sd, out
 
@@ -89,6 +90,36 @@ def test_converted_release_weights_give_the_release_logits(groups, size, fmt, tm
                                     "classifier_bias": False}
 
 
+# imgclsmob's own parameter counts (pytorchcv shufflenet.py _test) of its models in our grid
+IMGCLSMOB_PARAMS = {(1, "1.0x"): 1531936, (2, "1.0x"): 1733848, (3, "1.0x"): 1865728,
+                    (4, "1.0x"): 1968344, (8, "1.0x"): 2434768, (1, "0.5x"): 534484,
+                    (3, "0.5x"): 718324, (1, "0.25x"): 209746, (3, "0.25x"): 305902}
+
+
+@pytest.mark.parametrize("groups,size", sorted(IMGCLSMOB_PARAMS))
+def test_imgclsmob_models_have_its_parameter_counts(groups, size):
+  from shufflenet_jax import complexity
+  counted = complexity.model_complexity(_name(groups, size), concat_order="branch_first")
+  layout = ref.imgclsmob_shapes(groups, float(size[:-1]))
+  assert counted["params"] == IMGCLSMOB_PARAMS[(groups, size)] == sum(
+      int(np.prod(s)) for k, s in layout.items() if "running" not in k)
+
+
+def test_converted_imgclsmob_weights_give_its_logits(tmp_path):
+  """imgclsmob's layout (1.0x g3): its stride-2 units put the branch first; converted with
+  concat_order=branch_first, max logit difference <= 1e-4 against a float64 NumPy forward
+  pass of its architecture."""
+  from shufflenet_jax import train
+  sd, out = _converted(3, "1.0x", tmp_path, layout="imgclsmob")
+  model, _ = train.restore_model(out)
+  x = _images()
+  expected = ref.imgclsmob_forward(sd, x, 3, 1.0)
+  assert np.abs(expected).max() > 0.5
+  assert np.abs(np.asarray(model(x)) - expected).max() <= 1e-4
+  assert json.loads((out / "config.json").read_text())["model_kwargs"] == {
+      "stem": "imagenet", "concat_order": "branch_first"}
+
+
 def _error(capsys, *args) -> str:
   from shufflenet_jax import convert
   assert convert.main(list(args)) == 2
@@ -114,7 +145,7 @@ def test_a_bad_state_dict_is_one_line_exit_2_and_nothing_written(tmp_path, capsy
   np.savez(tmp_path / "extra.npz", **extra)
   assert "features.99.branch_main_1.0.weight: a tensor this model does not have" in _error(
       capsys, *common, f"--in={tmp_path / 'extra.npz'}")
-  assert "--format='caffe'; valid: release" in _error(
+  assert "--format='caffe'; valid: release, imgclsmob" in _error(
       capsys, "--format=caffe", "--model=shufflenet_0.5x_g3", f"--out={out}",
       f"--in={tmp_path / 'wrong.npz'}")
   assert "no such file" in _error(capsys, *common, f"--in={tmp_path / 'nope.npz'}")
@@ -123,6 +154,13 @@ def test_a_bad_state_dict_is_one_line_exit_2_and_nothing_written(tmp_path, capsy
   assert "unknown model name 'shufflenet_0.6x_g3'" in _error(
       capsys, "--format=release", "--model=shufflenet_0.6x_g3", f"--out={out}",
       f"--in={tmp_path / 'wrong.npz'}")
+  assert "--model='mobilenet_v1_1.0': the converters load ShuffleNets" in _error(
+      capsys, "--format=release", "--model=mobilenet_v1_1.0", f"--out={out}",
+      f"--in={tmp_path / 'wrong.npz'}")
+  imgclsmob = ref.imgclsmob_random_state_dict(3, 0.5)
+  np.savez(tmp_path / "imgclsmob.npz", **imgclsmob)  # the other format's names
+  assert "a tensor this model does not have" in _error(
+      capsys, *common, f"--in={tmp_path / 'imgclsmob.npz'}")
   assert not out.exists()
 
 

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from shufflenet_jax.catalog import DEPTHS, GROUPS, SHUFFLE_ORDERS, WIDTHS  # the paper's grid
+from shufflenet_jax.catalog import (CONCAT_ORDERS, DEPTHS, GROUPS,  # the paper's grid
+                                    SHUFFLE_ORDERS, WIDTHS)
 from shufflenet_jax.models import group_major as gm
 from shufflenet_jax.models import layers, ops
 
@@ -94,7 +95,7 @@ class ShuffleUnit(nnx.Module):
 
   def __init__(self, in_channels: int, out_channels: int, *, stride: int, groups: int,
                group_first_conv: bool = True, shuffle: bool = True, shuffle_order: str = "paper",
-               se: bool = False,
+               concat_order: str = "shortcut_first", se: bool = False,
                zero_init_residual: bool = False, pointwise_impl: str = "lax", depthwise_impl: str = "lax",
                pool_impl: str = "window", dtype=None, rngs: nnx.Rngs):
     if stride not in (1, 2):
@@ -108,6 +109,7 @@ class ShuffleUnit(nnx.Module):
     self.groups = groups
     self.shuffle = shuffle
     self.shuffle_order = shuffle_order
+    self.concat_order = concat_order
     self.pool_impl = pool_impl
     pw = dict(impl=pointwise_impl, dtype=dtype, rngs=rngs)
     self.conv1 = layers.PointwiseConv(in_channels, mid,
@@ -151,7 +153,9 @@ class ShuffleUnit(nnx.Module):
     shortcut = ops.pool_3x3_s2(x.astype(y.dtype), "avg", self.pool_impl)
     # relu(concat(a, b)) as concat(relu(a), relu(b)): the same numbers, but each ReLU
     # fuses into the op before it in TFLite (a quantized standalone RELU is not delegated).
-    return jnp.concatenate([jax.nn.relu(shortcut), y], axis=-1)
+    parts = [jax.nn.relu(shortcut), y]
+    return jnp.concatenate(parts if self.concat_order == "shortcut_first" else parts[::-1],
+                           axis=-1)
 
   def call_group_major(self, x: jax.Array) -> jax.Array:
     """:meth:`__call__` on group-major activations (models/group_major.py): ``x`` is
@@ -191,6 +195,8 @@ class ShuffleNet(nnx.Module):
       its inverse: what its ImageNet weights need; ops.channel_shuffle).
     classifier_bias: the classifier's bias (the paper's FC; the release has none: 1000
       fewer parameters).
+    concat_order: a stride-2 unit's output channels, ``shortcut_first`` (the paper's and
+      the release's) or ``branch_first`` (osmr/imgclsmob's weights).
     depth: ``standard`` (4/8/4 units) or ``shallow`` (2/4/2 units, widened, Table 5).
     se: squeeze-excitation on every unit's branch (Table 5 "with SE").
     stem: ``imagenet`` (conv1 stride 2 + max pool) or ``small`` (conv1 stride 1, no pool).
@@ -209,7 +215,7 @@ class ShuffleNet(nnx.Module):
 
   def __init__(self, *, groups: int = 3, width: float = 1.0, shuffle: bool = True,
                shuffle_order: str = "paper", classifier_bias: bool = True,
-               depth: str = "standard", se: bool = False, stem: str = "imagenet",
+               concat_order: str = "shortcut_first", depth: str = "standard", se: bool = False, stem: str = "imagenet",
                zero_init_residual: bool = False,
                num_classes: int = 1000, in_channels: int = 3,
                pointwise_impl: str = "lax", depthwise_impl: str = "lax",
@@ -222,11 +228,14 @@ class ShuffleNet(nnx.Module):
       if not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r}; must be a positive integer")
     ops._check_choice("shuffle_order", shuffle_order, SHUFFLE_ORDERS)
-    if shuffle_order != "paper" and pointwise_impl == "groupmajor":
-      raise ValueError(f"shuffle_order={shuffle_order!r} needs a pointwise_impl other than "
-                       "'groupmajor' (its layout implements the paper's permutation)")
+    ops._check_choice("concat_order", concat_order, CONCAT_ORDERS)
+    for name, value, default in (("shuffle_order", shuffle_order, "paper"),
+                                 ("concat_order", concat_order, "shortcut_first")):
+      if value != default and pointwise_impl == "groupmajor":
+        raise ValueError(f"{name}={value!r} needs a pointwise_impl other than 'groupmajor' "
+                         f"(its layout implements {default!r} only)")
     self.groups, self.width, self.shuffle, self.depth, self.se = groups, width, shuffle, depth, se
-    self.shuffle_order = shuffle_order
+    self.shuffle_order, self.concat_order = shuffle_order, concat_order
     self.stem = stem
     self.dtype = dtype
     self.group_major = pointwise_impl == "groupmajor"
@@ -237,7 +246,8 @@ class ShuffleNet(nnx.Module):
                           padding=((1, 1), (1, 1)), use_bias=False, kernel_init=layers.he_init,
                           dtype=dtype, rngs=rngs)
     self.bn1 = layers.batch_norm(conv1, dtype, rngs)
-    unit_kw = dict(groups=groups, shuffle=shuffle, shuffle_order=shuffle_order, se=se, zero_init_residual=zero_init_residual,
+    unit_kw = dict(groups=groups, shuffle=shuffle, shuffle_order=shuffle_order,
+                   concat_order=concat_order, se=se, zero_init_residual=zero_init_residual,
                    pointwise_impl=pointwise_impl,
                    depthwise_impl=depthwise_impl, pool_impl=pool_impl, dtype=dtype, rngs=rngs)
     units = []
