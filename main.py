@@ -162,7 +162,13 @@ def main(argv):
     else:
       if not FLAGS.workdir:
         raise app.UsageError("--workdir is required for a single run")
-      if config.get("data_on_device", False):
+      if config.get("eval_only", False):
+        result = train.evaluate_checkpoint(config, FLAGS.workdir)
+        m = result["metrics"]
+        print(f"{result['model']} ({config.init_from}): top-1 {100 * (1 - m['eval_top1_err']):.2f}%"
+              f", top-5 {100 * (1 - m['eval_top5_err']):.2f}% on {m['eval_examples']} "
+              f"{config.dataset} images; {FLAGS.workdir}/result.json")
+      elif config.get("data_on_device", False):
         from shufflenet_jax import seed_group
         seed_group.train_group([config], [FLAGS.workdir])
       else:

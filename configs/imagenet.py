@@ -3,6 +3,12 @@
   python main.py --config=configs/imagenet.py --workdir=runs/imagenet_1.0x_g3 \\
       --config.data_dir=/path/to/tensorflow_datasets
   python main.py --config=configs/imagenet.py:model=shufflenet_0.5x_g3,batch=256 ...
+  python main.py --config=configs/imagenet.py:eval --config.init_from=runs/release_1.0x_g8 \\
+      --workdir=runs/eval_release_1.0x_g8 --config.data_dir=/path/to/tensorflow_datasets
+
+``eval``: no training; the checkpoint of ``init_from`` (a run, or weights converted by
+``python -m shufflenet_jax.convert``) evaluated on the validation split with resize 256 /
+center crop 224 (the model, its arguments and its input scaling are the run's own).
 
 SGD momentum 0.9, LR 0.5 at batch 1024 scaled linearly with the batch, linear decay to 0
 over 3e5 steps at batch 1024 (~240 epochs), weight decay 4e-5 on kernels, random-resized
@@ -17,11 +23,13 @@ from configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  opts = dict(kv.split("=", 1) for kv in arg.split(",")) if arg else {}
-  unknown = set(opts) - {"model", "batch"}
+  tokens = arg.split(",") if arg else []
+  opts = dict(kv.split("=", 1) for kv in tokens if "=" in kv)
+  flags = {t for t in tokens if "=" not in t}
+  unknown = (set(opts) - {"model", "batch"}) | (flags - {"eval"})
   if unknown:
     raise ValueError(f"configs/imagenet.py: unknown option(s) {sorted(unknown)}; "
-                     "valid: model=NAME, batch=N")
+                     "valid: eval, model=NAME, batch=N")
   c = default.get_config("proxy")
   c.preset = "imagenet"
   c.model = opts.get("model", "shufflenet_1.0x_g3")
@@ -47,4 +55,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.eval_every_steps = 10_000
   c.checkpoint_every_steps = 2000
+  if "eval" in flags:
+    c.preset = "imagenet_eval"
+    c.eval_only = True
+    c.init_from = ""  # required: a run directory (config.json, checkpoints/)
+    c.input_norm = "mean_std"  # replaced by init_from's own
+    c.eval_batch_size = int(opts.get("batch", 250))
   return c

@@ -46,6 +46,9 @@ FORMATS = ("release", "imgclsmob")
 # The model arguments each format's network needs (models/shufflenet.py).
 MODEL_KWARGS = {"release": dict(shuffle_order="release", classifier_bias=False),
                 "imgclsmob": dict(concat_order="branch_first")}
+# The input scaling each format's weights were trained with (input_pipeline.INPUT_NORMS):
+# the release feeds BGR 0-255 (its ToBGRTensor), pytorchcv RGB with ImageNet's mean/std.
+INPUT_NORM = {"release": "bgr_0_255", "imgclsmob": "mean_std"}
 # BN tensors: PyTorch name -> flax nnx.BatchNorm variable
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
@@ -219,6 +222,7 @@ def converted_config(model_name: str, fmt: str = "release"):
   config = imagenet.get_config(f"model={model_name}")
   for k, v in MODEL_KWARGS[fmt].items():
     config.model_kwargs[k] = v
+  config.input_norm = INPUT_NORM[fmt]
   config.wandb.mode = "disabled"
   return config
 

@@ -28,6 +28,10 @@ class DatasetSpec:
   native_size: int = 224  # side of the images as stored (ImageNet-like: the eval crop)
 
 
+# How images are scaled before the model (config.input_norm, default mean_std): the dataset's
+# mean/std on [0, 1] values, or the official ShuffleNet release's BGR channels at 0-255.
+INPUT_NORMS = ("mean_std", "bgr_0_255")
+
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATASETS = {
     "fashion_mnist": DatasetSpec(

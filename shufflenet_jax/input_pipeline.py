@@ -25,7 +25,8 @@ from tensorflow_datasets.image_classification.mnist import FashionMNIST
 
 # The datasets' facts live in the TensorFlow-free module (device_data reads them too).
 from shufflenet_jax.datasets import (  # noqa: E402,F401
-    DATASETS, FASHION_MNIST_DIR, DatasetSpec, DatasetUnavailableError, dataset_spec, splits)
+    DATASETS, FASHION_MNIST_DIR, INPUT_NORMS, DatasetSpec, DatasetUnavailableError,
+    dataset_spec, splits)
 
 
 class _FashionMnistFromDebian(FashionMNIST, skip_registration=True):
@@ -106,9 +107,11 @@ def get_builder(config) -> tfds.core.DatasetBuilder:
 
 # ---------------------------------------------------------------------------- preprocessing
 
-def _normalize(image, spec: DatasetSpec):
-  image = tf.cast(image, tf.float32) / 255.0
-  return (image - tf.constant(spec.mean)) / tf.constant(spec.std)
+def _normalize(image, spec: DatasetSpec, norm: str = "mean_std"):
+  image = tf.cast(image, tf.float32)
+  if norm == "bgr_0_255":
+    return image[..., ::-1]
+  return (image / 255.0 - tf.constant(spec.mean)) / tf.constant(spec.std)
 
 
 def _random_resized_crop(image_bytes, seed, size, area_range):
@@ -158,7 +161,8 @@ def _train_preprocess(config, spec: DatasetSpec, seed: int):
       raise ValueError(f"augment={config.augment!r}; valid: pad_crop_flip, random_resized_crop")
     image = tf.image.stateless_random_flip_left_right(image, seed=rng[1])
     image = tf.reshape(image, [size, size, spec.channels])
-    return {"image": _normalize(image, spec), "label": example["label"]}
+    return {"image": _normalize(image, spec, config.get("input_norm", "mean_std")),
+            "label": example["label"]}
   return fn
 
 
@@ -172,8 +176,8 @@ def _eval_preprocess(config, spec: DatasetSpec):
     elif image.shape[0] != size:
       image = tf.image.resize(image, [size, size])
     image = tf.reshape(tf.cast(image, tf.float32), [size, size, spec.channels])
-    return {"image": _normalize(image, spec), "label": example["label"],
-            "mask": tf.constant(1.0)}
+    return {"image": _normalize(image, spec, config.get("input_norm", "mean_std")),
+            "label": example["label"], "mask": tf.constant(1.0)}
   return fn
 
 

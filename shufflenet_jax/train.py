@@ -419,6 +419,45 @@ def run_record(plan: run_plan.Plan, final_metrics: dict, facts: dict | None = No
 
 # ------------------------------------------------------------------------------ trained runs
 
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+  """Evaluates the newest checkpoint of the run in ``config.init_from`` (a training run, or
+  weights converted by shufflenet_jax.convert) on ``config``'s eval split, no training.
+  The model, its arguments and its input scaling are the run's own (its config.json); the
+  data, the eval preprocessing and the batch are ``config``'s. Writes
+  ``workdir/config.json`` and ``workdir/result.json`` (the run record, with
+  ``evaluated.init_from``) and returns the record."""
+  workdir, source = Path(workdir), Path(config.init_from)
+  if (workdir / "result.json").exists():
+    logging.info("%s already has result.json; nothing to do", workdir)
+    return json.loads((workdir / "result.json").read_text())
+  stored = run_config(source)
+  config = ml_collections.ConfigDict(config.to_dict())  # unlocked: the fields below change
+  config.model, config.model_kwargs = stored.model, stored.get("model_kwargs") or {}
+  config.input_norm = stored.get("input_norm", "mean_std")
+  plan = run_plan.make(config)
+  workdir.mkdir(parents=True, exist_ok=True)
+  records.write_config(config, workdir)
+  t_start, commit = time.time(), records.git_commit()
+  impls = {k: v for k, v in plan.constructor_kwargs().items() if k in run_plan.IMPL_KEYS}
+  model, step = restore_model(source, **impls)
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  data_sharding, replicated = _shardings(plan)
+  eval_step = jax.jit(make_eval_step(graphdef, plan.dataset.num_classes),
+                      in_shardings=(replicated, data_sharding), out_shardings=replicated)
+  logging.info("evaluating %s (%s, checkpoint step %d) on %s", plan.model, source, step,
+               plan.config.dataset)
+  state = jax.device_put(dict(params=params, batch_stats=batch_stats), replicated)
+  final = evaluate(eval_step, state, config, data_sharding)
+  logging.info("eval: top-1 err %.2f%%, top-5 err %.2f%% on %d examples (top-1 acc %.2f%%)",
+               100 * final["eval_top1_err"], 100 * final["eval_top5_err"],
+               final["eval_examples"], 100 * (1 - final["eval_top1_err"]))
+  result = run_record(plan, {**final, "steps": step}, wall_time_s=time.time() - t_start,
+                      commit=commit)
+  result["evaluated"] = {"init_from": str(source), "checkpoint_step": step}
+  records.write_result(workdir, result)
+  return result
+
+
 def run_config(workdir: str | Path) -> ml_collections.ConfigDict:
   """The config a run in ``workdir`` was started with (its config.json)."""
   path = Path(workdir) / "config.json"

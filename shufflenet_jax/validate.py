@@ -85,6 +85,14 @@ def check_config(config) -> None:
   except (ValueError, KeyError) as e:
     raise ValueError(f"dataset: {e}") from None
   _choice(config, "augment", AUGMENTS)
+  if "input_norm" in config:
+    _choice(config, "input_norm", datasets.INPUT_NORMS)
+  if config.get("eval_only", False):
+    source = Path(str(config.get("init_from", "")))
+    if not str(config.get("init_from", "")) or not (source / "config.json").is_file() or not (
+        source / "checkpoints").is_dir():
+      _fail("init_from", config.get("init_from", ""), "a run directory with config.json and "
+            "checkpoints/ (a training run, or python -m shufflenet_jax.convert's output)")
   _choice(config, "dtype", DTYPES)
   _choice(config, "pointwise_impl", ("auto",) + catalog.POINTWISE_IMPLS)
   _choice(config, "depthwise_impl", ("auto",) + catalog.DEPTHWISE_IMPLS)

@@ -187,3 +187,40 @@ def test_the_complexity_tool_prints_the_release_counts(capsys):
   for g, size in RELEASED:
     assert f"| {_name(g, size)} | " in out
     assert f" | {ref.parameter_count(g, size):,} |" in out
+
+
+def test_imagenet_evaluation_of_converted_weights(tmp_path):
+  """configs/imagenet.py:eval on a small fake ImageNet (tfds mock data): the converted
+  release model, its BGR 0-255 input scaling taken from the converted run, resize / center
+  crop; the eval loss equals the cross-entropy of the NumPy release forward pass on the
+  same preprocessed images, and the record names what it evaluated."""
+  import ml_collections
+  import tensorflow_datasets as tfds
+
+  from configs import imagenet
+  from shufflenet_jax import input_pipeline, train, validate
+  sd, run = _converted(3, "0.5x", tmp_path)
+  c = imagenet.get_config("eval,batch=8")
+  with pytest.raises(ValueError, match="init_from=''; valid: a run directory"):
+    validate.check_config(c)
+  c.update(dict(init_from=str(run), image_size=64, eval_resize=72, download=True))
+  c.wandb.mode = "disabled"
+  with tfds.testing.mock_data(num_examples=20):
+    result = train.evaluate_checkpoint(c, tmp_path / "eval")
+    same = ml_collections.ConfigDict(c.to_dict())
+    same.input_norm = "bgr_0_255"
+    batches = list(input_pipeline.eval_dataset(same)[0].as_numpy_iterator())
+  keep = np.concatenate([b["mask"] for b in batches]) > 0
+  images = np.concatenate([b["image"] for b in batches])[keep]
+  labels = np.concatenate([b["label"] for b in batches])[keep]
+  assert images.shape == (20, 64, 64, 3) and images.max() > 100  # 0-255, not normalized
+  logits = ref.forward(sd, images, 3, "0.5x")
+  top = logits.max(-1, keepdims=True)
+  ce = np.log(np.exp(logits - top).sum(-1)) + top[:, 0] - logits[np.arange(20), labels]
+  m = result["metrics"]
+  assert m["eval_examples"] == 20 and m["steps"] == 0
+  assert m["eval_loss"] == pytest.approx(ce.mean(), rel=1e-4)
+  assert m["eval_top1_err"] == pytest.approx(1 - np.mean(logits.argmax(-1) == labels))
+  assert result["evaluated"] == {"init_from": str(run), "checkpoint_step": 0}
+  stored = json.loads((tmp_path / "eval" / "config.json").read_text())
+  assert stored["input_norm"] == "bgr_0_255" and stored["model"] == "shufflenet_0.5x_g3"

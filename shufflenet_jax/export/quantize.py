@@ -34,17 +34,19 @@ def calibrate_batch_stats(model: nnx.Module, images: np.ndarray) -> None:
 
 
 def dataset_images(n: int, shape: tuple[int, int, int], *, dataset: str = CALIBRATION_DATASET,
-                   data_dir: str | None = None, labels: bool = False, offset: int = 0):
+                   data_dir: str | None = None, labels: bool = False, offset: int = 0,
+                   input_norm: str = "mean_std"):
   """``n`` normalized images of the eval split (from ``offset``), resized to ``shape``
   (H, W, C) and tiled to C channels when the dataset has fewer (Fashion-MNIST images for an
-  ImageNet-shaped timing model). With ``labels``: (images, labels)."""
+  ImageNet-shaped timing model); ``input_norm`` as the model's (input_pipeline.INPUT_NORMS).
+  With ``labels``: (images, labels)."""
   import tensorflow as tf
   spec = input_pipeline.dataset_spec(dataset)
   h, w, c = shape
   config = ml_collections.ConfigDict(dict(
       dataset=dataset, data_dir=data_dir, download=False, train_split="",
       eval_split=f"{spec.eval_split}[{offset}:{offset + n}]", image_size=input_pipeline.dataset_spec(dataset).native_size,
-      augment="pad_crop_flip", eval_batch_size=n, cache=False))
+      augment="pad_crop_flip", eval_batch_size=n, cache=False, input_norm=input_norm))
   ds, _ = input_pipeline.eval_dataset(config)
   batch = next(ds.as_numpy_iterator())
   images = batch["image"][batch["mask"] > 0]
@@ -63,8 +65,11 @@ def train_images(config, n: int, shape) -> np.ndarray:
   spec = input_pipeline.dataset_spec(config.dataset)
   builder = input_pipeline.get_builder(config)
   ds = builder.as_dataset(split=f"{spec.train_split}[:{n}]", shuffle_files=False)
-  images = np.stack([ex["image"] for ex in ds.as_numpy_iterator()]).astype(np.float32) / 255.0
-  images = (images - np.asarray(spec.mean)) / np.asarray(spec.std)
+  images = np.stack([ex["image"] for ex in ds.as_numpy_iterator()]).astype(np.float32)
+  if config.get("input_norm", "mean_std") == "bgr_0_255":
+    images = images[..., ::-1]
+  else:
+    images = (images / 255.0 - np.asarray(spec.mean)) / np.asarray(spec.std)
   if images.shape[1:3] != shape[:2]:
     images = tf.image.resize(images, shape[:2]).numpy()
   return images.astype(np.float32)

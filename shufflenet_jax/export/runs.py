@@ -25,7 +25,8 @@ def export_run(workdir: str | Path, precision: str, *, out: str | Path | None = 
   plan, shape = _run_plan(workdir)
   model, _ = train.restore_model(workdir, **export_overrides(plan.model, precision))
   images = (train_images(plan.config, num_calibration, shape) if calibration_dataset is None
-            else dataset_images(num_calibration, shape, dataset=calibration_dataset))
+            else dataset_images(num_calibration, shape, dataset=calibration_dataset,
+                                input_norm=plan.config.get("input_norm", "mean_std")))
   return export(model, plan.model, (1, *shape), precision, calibration=images, out=out, **kw)
 
 
