@@ -101,6 +101,11 @@ BAD = [
     ([SWEEP, "--config.sweep_name=my_sweep"], "sweep_name='my_sweep'"),
     ([SWEEP, "--worker=2/2"], "--worker='2/2'"),
     ([SWEEP, "--config.learning_rate=-1"], "learning_rate=-1"),
+    (["--config=configs/imagenet.py:eval", "--workdir={w}"], "init_from=''"),
+    (["--config=configs/imagenet.py:eval", "--config.init_from=/nonexistent", "--workdir={w}"],
+     "init_from='/nonexistent'"),
+    (["--config=configs/imagenet.py:evaluate", "--workdir={w}"], "evaluate"),
+    ([QUICK, "--config.model_kwargs.shuffle_order=reverse"], "shuffle_order"),
 ]
 
 

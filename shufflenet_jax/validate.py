@@ -125,7 +125,12 @@ def check_config(config) -> None:
     if len(area) != 2 or not 0 < area[0] <= area[1] <= 1:
       _fail("crop_area", area, "(low, high) with 0 < low <= high <= 1")
     _number(config, "eval_resize", low=config.image_size, integer=True)
-  stem = (config.get("model_kwargs") or {}).get("stem", preset.get("stem", "imagenet"))
+  model_kwargs = config.get("model_kwargs") or {}
+  for name, valid in (("shuffle_order", catalog.SHUFFLE_ORDERS),
+                      ("concat_order", catalog.CONCAT_ORDERS), ("classifier_bias", (True, False))):
+    if name in model_kwargs and model_kwargs[name] not in valid:
+      _fail(f"model_kwargs.{name}", model_kwargs[name], ", ".join(map(str, valid)))
+  stem = model_kwargs.get("stem", preset.get("stem", "imagenet"))
   if stem in STEM_STRIDE and config.image_size < STEM_STRIDE[stem]:
     _fail("image_size", config.image_size, f">= {STEM_STRIDE[stem]} with the {stem!r} stem "
           f"(it downsamples {STEM_STRIDE[stem]}x)" + (

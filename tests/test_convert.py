@@ -224,3 +224,20 @@ def test_imagenet_evaluation_of_converted_weights(tmp_path):
   assert result["evaluated"] == {"init_from": str(run), "checkpoint_step": 0}
   stored = json.loads((tmp_path / "eval" / "config.json").read_text())
   assert stored["input_norm"] == "bgr_0_255" and stored["model"] == "shufflenet_0.5x_g3"
+
+
+def test_a_pytorch_checkpoint_is_read_directly_where_torch_is_installed(tmp_path):
+  """The release's own file format: a .pth.tar written by torch.save, wrapped in
+  ``state_dict`` with DataParallel's ``module.`` prefixes (skipped without torch)."""
+  torch = pytest.importorskip("torch")
+  from shufflenet_jax import convert, train
+  sd = ref.random_state_dict(8, "1.0x")
+  path = tmp_path / "snetv1_group8_1.0x.pth.tar"
+  torch.save({"state_dict": {f"module.{k}": torch.from_numpy(np.asarray(v))
+                             for k, v in sd.items()}}, path)
+  out = tmp_path / "run"
+  assert convert.main(["--format=release", f"--in={path}", "--model=shufflenet_1.0x_g8",
+                       f"--out={out}"]) == 0
+  model, _ = train.restore_model(out)
+  x = _images()
+  assert np.abs(np.asarray(model(x)) - ref.forward(sd, x, 8, "1.0x")).max() <= 1e-4
