@@ -46,15 +46,24 @@ def shapes(groups: int, size: str, num_classes: int = 1000) -> dict[str, tuple]:
   conv1, *_, last = RELEASE_CHANNELS[(groups, size)]
   sd = {"first_conv.0.weight": (conv1, 3, 3, 3), **_bn_shapes("first_conv.1.", conv1)}
   for pre, inp, oup, mid, stride, first in blocks(groups, size):
-    outputs = oup - inp if stride == 2 else oup
-    sd[pre + "branch_main_1.0.weight"] = (mid, inp // (1 if first else groups), 1, 1)
-    sd.update(_bn_shapes(pre + "branch_main_1.1.", mid))
-    sd[pre + "branch_main_1.3.weight"] = (mid, 1, 3, 3)
-    sd.update(_bn_shapes(pre + "branch_main_1.4.", mid))
-    sd[pre + "branch_main_2.0.weight"] = (outputs, mid // groups, 1, 1)
-    sd.update(_bn_shapes(pre + "branch_main_2.1.", outputs))
+    sd.update(_unit_shapes(pre, RELEASE_UNIT, inp, oup, groups, stride, first))
   sd["classifier.0.weight"] = (num_classes, last)
   return sd
+
+
+# A unit's tensor names: pw conv, its BN, dw conv, its BN, pw-linear conv, its BN.
+RELEASE_UNIT = ("branch_main_1.0.weight", "branch_main_1.1.", "branch_main_1.3.weight",
+                "branch_main_1.4.", "branch_main_2.0.weight", "branch_main_2.1.")
+IMGCLSMOB_UNIT = ("compress_conv1.weight", "compress_bn1.", "dw_conv2.weight", "dw_bn2.",
+                  "expand_conv3.weight", "expand_bn3.")
+
+
+def _unit_shapes(pre, names, inp, oup, groups, stride, first) -> dict[str, tuple]:
+  mid, outputs = oup // 4, oup - inp if stride == 2 else oup
+  pw1, bn1, dw, bn2, pw2, bn3 = (pre + n for n in names)
+  return {pw1: (mid, inp // (1 if first else groups), 1, 1), **_bn_shapes(bn1, mid),
+          dw: (mid, 1, 3, 3), **_bn_shapes(bn2, mid),
+          pw2: (outputs, mid // groups, 1, 1), **_bn_shapes(bn3, outputs)}
 
 
 def parameter_count(groups: int, size: str) -> int:
@@ -63,13 +72,20 @@ def parameter_count(groups: int, size: str) -> int:
 
 
 def random_state_dict(groups: int, size: str, seed: int = 0) -> dict[str, np.ndarray]:
+  """Random weights in the release's layout, with the num_batches_tracked counters."""
+  return _random_weights(shapes(groups, size), "branch_main_2", "classifier", seed,
+                         counters=True)
+
+
+def _random_weights(shapes_: dict, last_bn: str, classifier: str, seed: int,
+                    counters: bool = False) -> dict[str, np.ndarray]:
   """Random weights (He-scaled convs, a small classifier) and BN statistics of trained
-  magnitudes, float32 as PyTorch saves them, with the num_batches_tracked counters. The
-  branches' last BN scales are small (0.15-0.45) and the variances 2-8, so activations
-  stay of order 1 through the residual chain (logits ~1-3 on unit-normal images)."""
+  magnitudes, float32 as PyTorch saves them. The branches' last BN scales (names containing
+  ``last_bn``) are small (0.15-0.45) and the variances 2-8, so activations stay of order 1
+  through the residual chain (logits ~1-3 on unit-normal images)."""
   rng = np.random.default_rng(seed)
   sd = {}
-  for name, shape in shapes(groups, size).items():
+  for name, shape in shapes_.items():
     if name.endswith("running_mean"):
       sd[name] = rng.normal(0, 0.2, shape)
     elif name.endswith("running_var"):
@@ -77,13 +93,13 @@ def random_state_dict(groups: int, size: str, seed: int = 0) -> dict[str, np.nda
     elif name.endswith("bias"):
       sd[name] = rng.normal(0, 0.1, shape)
     elif len(shape) == 1:  # BN weight
-      sd[name] = rng.uniform(0.15, 0.45, shape) if "branch_main_2" in name else rng.uniform(
+      sd[name] = rng.uniform(0.15, 0.45, shape) if last_bn in name else rng.uniform(
           0.5, 1.5, shape)
-    elif name.startswith("classifier"):
+    elif name.startswith(classifier):
       sd[name] = rng.normal(0, 0.05, shape)
     else:
       sd[name] = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-    if name.endswith("running_var"):
+    if counters and name.endswith("running_var"):
       sd[name[:-len("running_var")] + "num_batches_tracked"] = np.asarray(1000, np.int64)
   return {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in sd.items()}
 
@@ -170,38 +186,15 @@ def imgclsmob_shapes(groups: int, scale: float, num_classes: int = 1000) -> dict
   sd = {"features.init_block.conv.weight": (init, 3, 3, 3),
         **_bn_shapes("features.init_block.bn.", init)}
   for pre, inp, oup, stride, first in imgclsmob_blocks(groups, scale):
-    mid, outputs = oup // 4, oup - inp if stride == 2 else oup
-    sd[pre + "compress_conv1.weight"] = (mid, inp // (1 if first else groups), 1, 1)
-    sd.update(_bn_shapes(pre + "compress_bn1.", mid))
-    sd[pre + "dw_conv2.weight"] = (mid, 1, 3, 3)
-    sd.update(_bn_shapes(pre + "dw_bn2.", mid))
-    sd[pre + "expand_conv3.weight"] = (outputs, mid // groups, 1, 1)
-    sd.update(_bn_shapes(pre + "expand_bn3.", outputs))
+    sd.update(_unit_shapes(pre, IMGCLSMOB_UNIT, inp, oup, groups, stride, first))
   last = imgclsmob_blocks(groups, scale)[-1][2]
   sd["output.weight"], sd["output.bias"] = (num_classes, last), (num_classes,)
   return sd
 
 
 def imgclsmob_random_state_dict(groups: int, scale: float, seed: int = 0) -> dict:
-  """As :func:`random_state_dict`, for imgclsmob's names (its last BN of a unit is
-  ``expand_bn3``)."""
-  rng = np.random.default_rng(seed)
-  sd = {}
-  for name, shape in imgclsmob_shapes(groups, scale).items():
-    if name.endswith("running_mean"):
-      sd[name] = rng.normal(0, 0.2, shape)
-    elif name.endswith("running_var"):
-      sd[name] = rng.uniform(2.0, 8.0, shape)
-    elif name.endswith("bias"):
-      sd[name] = rng.normal(0, 0.1, shape)
-    elif len(shape) == 1:
-      sd[name] = rng.uniform(0.15, 0.45, shape) if "expand_bn3" in name else rng.uniform(
-          0.5, 1.5, shape)
-    elif name.startswith("output"):
-      sd[name] = rng.normal(0, 0.05, shape)
-    else:
-      sd[name] = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-  return {k: v.astype(np.float32) for k, v in sd.items()}
+  """Random weights in imgclsmob's layout (its units' last BN is ``expand_bn3``)."""
+  return _random_weights(imgclsmob_shapes(groups, scale), "expand_bn3", "output", seed)
 
 
 def imgclsmob_forward(sd: dict, images_nhwc: np.ndarray, groups: int, scale: float):
