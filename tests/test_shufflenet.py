@@ -55,7 +55,7 @@ def test_noshuffle_changes_only_the_shuffle(monkeypatch):
   x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
   assert not np.allclose(forward(on, x), forward(off, x), atol=1e-4)  # the shuffle does something
   # ... and it is the only difference: with the shuffle made the identity, they agree.
-  monkeypatch.setattr(ops, "channel_shuffle", lambda x, g: x)
+  monkeypatch.setattr(ops, "channel_shuffle", lambda x, g, order="paper": x)
   np.testing.assert_allclose(nnx.jit(lambda m, x: m(x))(on, x), forward(off, x), rtol=1e-6,
                              atol=1e-6)
 

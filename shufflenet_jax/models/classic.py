@@ -193,11 +193,7 @@ class ResNet50(nnx.Module):
                          rngs=rngs)
 
   def __call__(self, x):
-    if self.dtype is not None:
-      x = x.astype(self.dtype)
-    x = jax.nn.relu(self.bn1(self.conv1(x)))
-    if self.stem == "imagenet":
-      x = layers.max_pool(x)
+    x = layers.stem_features(self, x)
     for block in self.blocks:
       x = block(x)
     return self.fc(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)

@@ -232,6 +232,18 @@ def conv(cin: int, cout: int, k: int, *, stride: int = 1, bias: bool = True, pad
                   kernel_init=he_init, dtype=dtype, rngs=rngs)
 
 
+def stem_features(net, x: jax.Array, pool=None) -> jax.Array:
+  """A network's first layers, from its ``dtype``, ``conv1``, ``bn1`` and ``stem``:
+  [cast to the compute dtype] -> conv1 -> BN -> ReLU [-> ``pool``, 3x3/2 max pooling by
+  default, for the ``imagenet`` stem; none for ``small``]."""
+  if net.dtype is not None:
+    x = x.astype(net.dtype)
+  x = jax.nn.relu(net.bn1(net.conv1(x)))
+  if net.stem == "imagenet":
+    x = (pool or max_pool)(x)
+  return x
+
+
 def max_pool(x: jax.Array, k: int = 3, s: int = 2, padding: str = "SAME") -> jax.Array:
   """k x k / s max pool; SAME pads like Caffe's ceil mode for these shapes."""
   return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, k, k, 1), (1, s, s, 1), padding)

@@ -263,13 +263,8 @@ class ShuffleNet(nnx.Module):
                          kernel_init=layers.classifier_init, dtype=dtype, rngs=rngs)
 
   def stem_features(self, x: jax.Array) -> jax.Array:
-    """conv1 -> BN -> ReLU [-> max pool]: the first unit's input."""
-    if self.dtype is not None:
-      x = x.astype(self.dtype)
-    x = jax.nn.relu(self.bn1(self.conv1(x)))
-    if self.stem == "imagenet":
-      x = ops.pool_3x3_s2(x, "max")
-    return x
+    """conv1 -> BN -> ReLU [-> max pool, padded as the release]: the first unit's input."""
+    return layers.stem_features(self, x, pool=lambda y: ops.pool_3x3_s2(y, "max"))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = self.stem_features(x)

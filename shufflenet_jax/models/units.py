@@ -172,11 +172,7 @@ class UnitNet(nnx.Module):
                          rngs=rngs)
 
   def __call__(self, x):
-    if self.dtype is not None:
-      x = x.astype(self.dtype)
-    x = jax.nn.relu(self.bn1(self.conv1(x)))
-    if self.stem == "imagenet":
-      x = ops.pool_3x3_s2(x, "max")
+    x = layers.stem_features(self, x, pool=lambda y: ops.pool_3x3_s2(y, "max"))
     for unit in self.units:
       x = unit(x)
     return self.fc(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)
