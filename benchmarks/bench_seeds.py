@@ -18,6 +18,7 @@ and the table states seed-runs per hour for each, and the ratio vmapped / separa
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import jax
 
-from shufflenet_jax import device_data, malloc, mdtable, records, seed_group
+from shufflenet_jax import device_data, malloc, mdtable, records, seed_group, timing
 
 DEFAULT_MODELS = ("shufflenet_0.25x_g3", "shufflenet_0.5x_g3", "shufflenet_1.0x_g8")
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
   splits = device_data.splits(_configs(models[0], 1, args.batch)[0])
   rows = []
   for model in models:
-    progs, states, compile_s, times = {}, {}, {}, {k: [] for k in ks}
+    progs, states, compile_s = {}, {}, {}
     for k in ks:
       try:
         progs[k] = seed_group.GroupProgram(_configs(model, k, args.batch), total_steps=1000,
@@ -84,15 +85,16 @@ def main(argv=None) -> int:
       states[k], m = progs[k].step(states[k])  # warm-up (the jit's own compile: cached)
       jax.block_until_ready(m)
       print(f"{model} k={k}: compiled in {compile_s[k]:.1f} s", flush=True)
+    def steps(k):
+      for _ in range(args.steps):
+        states[k], m = progs[k].step(states[k])
+      jax.block_until_ready(m)
+
+    per = timing.side_by_side({k: functools.partial(steps, k) for k in ks}, args.rounds)
+    times = {k: [s / args.steps for s in per[k]] for k in ks}
     for r in range(args.rounds):
-      for k in ks:
-        t = time.perf_counter()
-        for _ in range(args.steps):
-          states[k], m = progs[k].step(states[k])
-        jax.block_until_ready(m)
-        times[k].append((time.perf_counter() - t) / args.steps)
       print(f"{model} round {r + 1}/{args.rounds}: " + ", ".join(
-          f"k={k} {times[k][-1] * 1000:.0f} ms/step" for k in ks), flush=True)
+          f"k={k} {times[k][r] * 1000:.0f} ms/step" for k in ks), flush=True)
     step = {k: statistics.median(times[k]) for k in ks}
     per_hour_sep = 3600 / (compile_s[1] + args.budget * step[1])
     per_hour_cached = 3600 / (args.budget * step[1])

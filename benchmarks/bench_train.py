@@ -23,6 +23,7 @@ imagenet stem, 1000 classes, batch 32 on CPU and 256 on GPU (``--batch`` overrid
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import statistics
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shufflenet_jax import malloc, mdtable, records, train
+from shufflenet_jax import malloc, mdtable, records, timing, train
 from shufflenet_jax import plan as run_plan
 from shufflenet_jax.models import ops, registry
 
@@ -190,17 +191,10 @@ def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: in
   in their first rounds: the allocator and page tables still growing), and each round
   starts one candidate later than the one before, so no candidate always follows the
   same one (PyTorch's OpenMP threads spin for a while after its step)."""
-  names = list(cands)
-  per = {name: [] for name in names}
-  for r in range(-warmup, rounds):
-    for k in range(len(names)):
-      name = names[(r + k) % len(names)]
-      fn = cands[name].run_train if kind == "train" else cands[name].run_eval
-      t = time.perf_counter()
-      fn(steps)
-      if r >= 0:
-        per[name].append(batch * steps / (time.perf_counter() - t))
-  return {name: statistics.median(per[name]) for name in names}
+  fns = {name: functools.partial(c.run_train if kind == "train" else c.run_eval, steps)
+         for name, c in cands.items()}
+  per = timing.side_by_side(fns, rounds, warmup)
+  return {name: statistics.median(batch * steps / s for s in per[name]) for name in cands}
 
 
 def main(argv=None) -> int:

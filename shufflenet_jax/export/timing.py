@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
 import numpy as np
 
+from shufflenet_jax import timing as harness
 from shufflenet_jax.export.verify import interpreter
 
 
@@ -22,7 +24,8 @@ def latency_side_by_side(models: dict[str, bytes], *, num_threads: int = 1,
   """Milliseconds per invoke of several models, measured side by side: after ``warmup``
   runs each, ``rounds`` rounds time every model in turn (per model and round at least
   ``min_runs / rounds`` runs and ``min_seconds / rounds`` seconds, at most
-  ``max_runs / rounds`` runs), so a slow spell of a shared machine hits all models alike.
+  ``max_runs / rounds`` runs; shufflenet_jax/timing.py, each round starting one model
+  later), so a slow spell of a shared machine hits all models alike.
   Per model: the median over all timed runs, the quartiles and the extremes."""
   rng = np.random.default_rng(0)
   its = {}
@@ -35,14 +38,16 @@ def latency_side_by_side(models: dict[str, bytes], *, num_threads: int = 1,
     its[name] = it
   times = {name: [] for name in models}
   lo, hi = max(1, -(-min_runs // rounds)), max(1, max_runs // rounds)
-  for _ in range(rounds):
-    for name, it in its.items():
-      start, n = time.perf_counter(), 0
-      while n < hi and (n < lo or time.perf_counter() - start < min_seconds / rounds):
-        t = time.perf_counter()
-        it.invoke()
-        times[name].append((time.perf_counter() - t) * 1e3)
-        n += 1
+
+  def invokes(name):  # one round of one model: each invoke timed on its own
+    it, start, n = its[name], time.perf_counter(), 0
+    while n < hi and (n < lo or time.perf_counter() - start < min_seconds / rounds):
+      t = time.perf_counter()
+      it.invoke()
+      times[name].append((time.perf_counter() - t) * 1e3)
+      n += 1
+
+  harness.side_by_side({name: functools.partial(invokes, name) for name in its}, rounds)
   out = {}
   for name, ts in times.items():
     q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
