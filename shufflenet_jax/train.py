@@ -435,8 +435,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path) 
   config.model, config.model_kwargs = stored.model, stored.get("model_kwargs") or {}
   config.input_norm = stored.get("input_norm", "mean_std")
   plan = run_plan.make(config)
-  workdir.mkdir(parents=True, exist_ok=True)
-  records.write_config(config, workdir)
   t_start, commit = time.time(), records.git_commit()
   impls = {k: v for k, v in plan.constructor_kwargs().items() if k in run_plan.IMPL_KEYS}
   model, step = restore_model(source, **impls)
@@ -454,6 +452,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path) 
   result = run_record(plan, {**final, "steps": step}, wall_time_s=time.time() - t_start,
                       commit=commit)
   result["evaluated"] = {"init_from": str(source), "checkpoint_step": step}
+  workdir.mkdir(parents=True, exist_ok=True)  # written at the end: an interrupted eval
+  records.write_config(config, workdir)       # leaves nothing to refuse a rerun over
   records.write_result(workdir, result)
   return result
 
