@@ -26,8 +26,9 @@ Input files: ``.npz`` or ``.safetensors`` (read without torch), or ``.pth``/``.p
       IN.pth.tar OUT.npz
 
 The output directory is what a training run leaves (config.json, checkpoints/ at step 0),
-so ``main.py --config.init_from``-style evaluation, ``python -m shufflenet_jax.export
---workdir=DIR`` and ``train.restore_model`` read it like any run's. Every tensor is mapped
+so ImageNet evaluation (``main.py --config=configs/imagenet.py:eval --config.init_from=DIR``),
+``python -m shufflenet_jax.export --workdir=DIR`` and ``train.restore_model`` read it like
+any run's. Every tensor is mapped
 by name and shape; a missing, extra or misshapen tensor is one line naming it, exit 2,
 nothing written.
 """
