@@ -86,8 +86,6 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
   else:
     raise ConversionError(f"--in={str(path)!r}: unknown file type; valid: .npz, .safetensors, "
                           ".pth, .pth.tar, .pt")
-  if "state_dict" in sd and not hasattr(sd["state_dict"], "shape"):
-    sd = sd["state_dict"]
   return {k[len("module."):] if k.startswith("module.") else k: np.asarray(v)
           for k, v in sd.items()}
 
@@ -228,6 +226,13 @@ def converted_config(model_name: str, fmt: str = "release"):
   return config
 
 
+def _empty_out(out: str | Path) -> Path:
+  out = Path(out)
+  if out.exists() and any(out.iterdir()):
+    raise ConversionError(f"--out={str(out)!r} exists and is not empty")
+  return out
+
+
 def write_run(model, config, out: str | Path) -> Path:
   """``out`` as a finished-training workdir: config.json and the model's state as the
   checkpoint of step 0 (optimizer state freshly initialized), readable by
@@ -239,9 +244,7 @@ def write_run(model, config, out: str | Path) -> Path:
 
   from shufflenet_jax import plan as run_plan
   from shufflenet_jax import records, train
-  out = Path(out)
-  if out.exists() and any(out.iterdir()):
-    raise ConversionError(f"--out={str(out)!r} exists and is not empty")
+  out = _empty_out(out)
   plan = run_plan.make(config, check=False)
   params, batch_stats = nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)
   tx = train.make_optimizer(plan, optax.constant_schedule(0.0))
@@ -269,9 +272,7 @@ def convert(fmt: str, path: str | Path, model_name: str, out: str | Path) -> Pat
   if not model_name.startswith("shufflenet_"):
     raise ConversionError(f"--model={model_name!r}: the converters load ShuffleNets "
                           "(shufflenet_{width}x_g{groups})")
-  out = Path(out)
-  if out.exists() and any(out.iterdir()):
-    raise ConversionError(f"--out={str(out)!r} exists and is not empty")
+  out = _empty_out(out)
   sd = load_state_dict(path)
   from flax import nnx
 
