@@ -219,8 +219,14 @@ def _update_running_stats(bn: nnx.BatchNorm, mean: jax.Array, var: jax.Array) ->
   # batch statistics (feature axes, in the module's channel order) -> running averages
   mean = jax.lax.stop_gradient(mean).reshape(-1)
   var = jax.lax.stop_gradient(var).reshape(-1)
-  bn.mean[...] = (bn.momentum * bn.mean[...] + (1 - bn.momentum) * mean).astype(bn.mean.dtype)
-  bn.var[...] = (bn.momentum * bn.var[...] + (1 - bn.momentum) * var).astype(bn.var.dtype)
+  # set_value, not ``bn.mean[...] = ``: an indexed set compares the new value's sharding
+  # with the old one's, and asking a tracer for its sharding builds an error message by
+  # walking the whole jaxpr traced so far; with 48 BN layers that was a third of the train
+  # step's tracing time (benchmarks/bench_compile.py).
+  bn.mean.set_value(
+      (bn.momentum * bn.mean[...] + (1 - bn.momentum) * mean).astype(bn.mean.dtype))
+  bn.var.set_value(
+      (bn.momentum * bn.var[...] + (1 - bn.momentum) * var).astype(bn.var.dtype))
 
 
 def conv(cin: int, cout: int, k: int, *, stride: int = 1, bias: bool = True, padding=None,

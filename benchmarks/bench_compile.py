@@ -1,0 +1,87 @@
+"""Compile time of the train and eval steps: first compile (an empty persistent cache)
+against cached compile (the same programs in a new process, the cache warm), per model.
+
+  python -m benchmarks.bench_compile                     # the sweep models at the proxy shape
+  python -m benchmarks.bench_compile --out results/bench_compile.md
+
+Each measurement is a fresh Python process (benchmarks/bench_train.py's JaxCandidate: the
+`auto` implementations, batch 128, synthetic data) that builds the model and runs one train
+step and one eval step; "compile s" is the wall time of those two first calls (tracing,
+lowering, XLA compilation or a cache load, and the two steps themselves), "setup s" the
+process's time before them (imports, model construction, optimizer state). The cold and
+warm processes of one model run back to back with their own cache directory
+(shufflenet_jax/compile_cache.py), model after model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from shufflenet_jax import mdtable, records
+
+DEFAULT_MODELS = ("shufflenet_0.25x_g3", "shufflenet_0.5x_g3", "shufflenet_1.0x_g3",
+                  "shufflenet_1.0x_g8", "shufflenet_2.0x_g3", "mobilenet_1.0x")
+
+_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from benchmarks.bench_train import SHAPES, JaxCandidate, auto_impl
+from shufflenet_jax import compile_cache
+compile_cache.enable()
+import jax
+c = JaxCandidate(sys.argv[1], SHAPES["proxy"], SHAPES["proxy"]["batch"], "float32", auto_impl())
+print(json.dumps(dict(compile_s=c.compile_s, total_s=time.perf_counter() - t0,
+                      entries=len(list(compile_cache.default_dir().iterdir())))))
+"""
+
+
+def measure(model: str, cache: Path) -> dict:
+  env = dict(os.environ, SHUFFLENET_JAX_CACHE=str(cache), JAX_PLATFORMS="cpu")
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  r = subprocess.run([sys.executable, "-c", _CHILD, model], env=env, capture_output=True,
+                     text=True, cwd=Path(__file__).resolve().parents[1])
+  if r.returncode:
+    raise RuntimeError(f"{model}: the timing process failed:\n{r.stderr[-2000:]}")
+  out = json.loads(r.stdout.strip().splitlines()[-1])
+  out["setup_s"] = out["total_s"] - out["compile_s"]
+  return out
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+  p.add_argument("--out")
+  args = p.parse_args(argv)
+  rows = []
+  for model in args.models.split(","):
+    with tempfile.TemporaryDirectory(prefix="bench-compile-") as d:
+      cold, warm = measure(model, Path(d)), measure(model, Path(d))
+    rows.append([model, f"{cold['compile_s']:.1f}", f"{warm['compile_s']:.1f}",
+                 f"{cold['compile_s'] / warm['compile_s']:.1f}", f"{cold['setup_s']:.1f}",
+                 f"{warm['setup_s']:.1f}", cold["entries"]])
+    print(mdtable.row(rows[-1]), flush=True)
+  header = ["model", "first compile s", "cached compile s", "ratio", "setup s (cold)",
+            "setup s (warm)", "cache entries"]
+  md = ["# Compile time: first compile vs persistent cache", "",
+        "Train step + eval step at the proxy shape (28x28x1, batch 128, `auto` "
+        "implementations), each figure from its own fresh process: first with an empty "
+        "cache directory, then again with the cache it filled (benchmarks/bench_compile.py "
+        "says what is timed).", "",
+        *mdtable.markdown(header, rows), "",
+        f"`python -m benchmarks.bench_compile {' '.join(argv or sys.argv[1:])}`"
+        .replace(" `", "`") + f" at commit {records.git_commit()}; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at the end (other work beside it).", ""]
+  if args.out:
+    Path(args.out).write_text("\n".join(md))
+  print("\n".join(md))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
