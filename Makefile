@@ -36,12 +36,15 @@ data:
 run: setup
 	$(PY) main.py --config=configs/ablation_shuffle.py --workdir=$(WORKDIR)
 
+# pytest-xdist: one worker per CPU; the tests that share a trained fixture stay together.
+XDIST = -n auto --dist loadgroup
+
 test: setup
-	$(PRELOAD) $(PY) -m pytest -q --durations=10 tests
+	$(PRELOAD) $(PY) -m pytest -q $(XDIST) --durations=10 tests
 
 # The unit tests only (no training, launches or many-model compiles): while editing.
 test-fast: setup
-	$(PRELOAD) $(PY) -m pytest -q --durations=5 -m "not slow" tests
+	$(PRELOAD) $(PY) -m pytest -q $(XDIST) --durations=5 -m "not slow" tests
 
 complexity: setup
 	$(PY) -m shufflenet_jax.complexity

@@ -80,7 +80,12 @@ SLOW = {
     "test_a_non_finite_loss_stops_the_run_in_one_line",
     "test_the_extending_example_trains_and_writes_its_table",
     "test_converted_weights_export_to_checked_tflite",
+    "test_onnx_export_matches_jax_on_onnxruntime",
 }
+
+
+# Fixtures that train: their tests go to one xdist worker (see below).
+SHARED_FIXTURES = {"fmnist_run", "reference"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -93,3 +98,7 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     if (item.originalname or item.name) in SLOW:
       item.add_marker(pytest.mark.slow)
+    # Under pytest-xdist (make test: -n auto --dist loadgroup) the tests that share an
+    # expensive session or module fixture run in one worker, which computes it once.
+    for fixture in SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.xdist_group(fixture))

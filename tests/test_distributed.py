@@ -226,8 +226,9 @@ text, _ = hlo_check.compiled_train_step("shufflenet_0.25x_g3", batch=32,
 print("CONTROL", len(hlo_check.batch_gathers(text, 32)))
 """
 
+# One width per group count: the implementations `auto` picks, and so the collectives,
+# depend on the group count and the layer types, not on the width.
 HLO_MODELS = ["shufflenet_0.25x_g1", "shufflenet_0.25x_g3", "shufflenet_0.25x_g8",
-              "shufflenet_1.0x_g1", "shufflenet_1.0x_g3", "shufflenet_1.0x_g8",
               "unit_resnet_13", "unit_resnext_13", "unit_vgg_like_13",
               "unit_xception_like_13", "mobilenet_v1_0.25"]
 
@@ -236,7 +237,7 @@ def test_data_parallel_train_steps_gather_no_batch():
   """On 4 devices, the implementations `auto` picks compile to a train step whose only
   collectives over the batch are reductions: no all-gather of a batch-sized tensor."""
   # The partitioner decides the collectives; skipping LLVM's expensive passes (not the
-  # HLO pipeline) cuts the 12 compiles by a third.
+  # HLO pipeline) cuts the 9 compiles by a third.
   env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4 "
          "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
   rc, out = _run([sys.executable, "-c", _HLO % (HLO_MODELS,)], env, timeout=1200)
