@@ -139,13 +139,20 @@ def eng_latency(runs: dict, rounds: int, min_seconds: float) -> dict:
 
 
 def _cpu_name() -> str:
+  """The CPU's model name and its vector ISA extensions: int8 speed depends on them (e.g.
+  AVX-512 VNNI's int8 dot products), and hosts of one model name can differ."""
+  name, flags = platform.processor() or platform.machine(), []
   try:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
       if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
+        name = line.split(":", 1)[1].strip()
+      elif line.startswith("flags"):
+        flags = [f for f in line.split(":", 1)[1].split()
+                 if f.startswith(("avx", "amx")) or "vnni" in f]
+        break
   except OSError:
     pass
-  return platform.processor() or platform.machine()
+  return f"{name} ({' '.join(flags) or 'no AVX'})"
 
 
 def _versions() -> str:

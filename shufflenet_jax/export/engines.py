@@ -76,6 +76,9 @@ def runner(engine: str, tflite: bytes, *, num_threads: int = 1,
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Its pool's threads otherwise spin after each run, taking the CPU from whatever runs
+    # next (the other engines, timed in turn).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(onnx if onnx is not None else to_onnx(tflite), opts,
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
