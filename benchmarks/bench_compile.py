@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         *mdtable.markdown(header, rows), "",
         f"`python -m benchmarks.bench_compile {' '.join(argv or sys.argv[1:])}`"
         .replace(" `", "`") + f" at commit {records.git_commit()}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} at the end (other work beside it).", ""]
+        f"load average {os.getloadavg()[0]:.1f} at the end.", ""]
   if args.out:
     Path(args.out).write_text("\n".join(md))
   print("\n".join(md))
