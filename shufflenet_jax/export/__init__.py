@@ -26,26 +26,42 @@ nothing is written under the requested name.
   python -m shufflenet_jax.export --workdir=runs/proxy --precision=int8 --out=... --agreement
 """
 
+import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from shufflenet_jax.export.verify import (  # noqa: E402
-    FLOAT32_TOLERANCE, ExportCheckError, ExportReport, check, classifier_dtype, exact_logits,
-    graph_ops, interpreter, jax_logits, run_tflite, xnnpack_coverage)
-from shufflenet_jax.export.quantize import (  # noqa: E402
-    CALIBRATION_DATASET, RANGE_CHUNK, average_ranges, calibrate_batch_stats, dataset_images,
-    tensor_ranges, train_images)
-from shufflenet_jax.export.convert import (  # noqa: E402
-    PRECISIONS, export, export_overrides, export_registry_model, to_tflite)
-from shufflenet_jax.export.timing import latency, latency_side_by_side  # noqa: E402
-from shufflenet_jax.export.runs import export_run, int8_agreement  # noqa: E402
-from shufflenet_jax.export.cli import main  # noqa: E402
+# Light constants, here so that the CLI checks its flags before TensorFlow is imported.
+PRECISIONS = ("float32", "int8")
+# int8 activation ranges: the mean, over chunks of this many calibration images, of each
+# chunk's min and max (0: the converter's min and max over all of them). See to_tflite.
+RANGE_CHUNK = 5
 
-__all__ = [
-    "FLOAT32_TOLERANCE", "ExportCheckError", "ExportReport", "check", "classifier_dtype",
-    "exact_logits", "graph_ops", "interpreter", "jax_logits", "run_tflite", "xnnpack_coverage",
-    "CALIBRATION_DATASET", "RANGE_CHUNK", "average_ranges", "calibrate_batch_stats",
-    "dataset_images", "tensor_ranges", "train_images", "PRECISIONS", "export",
-    "export_overrides", "export_registry_model", "to_tflite", "latency", "latency_side_by_side",
-    "export_run", "int8_agreement", "main"]
+# Everything else loads on first use (PEP 562): `python -m shufflenet_jax.export` with a bad
+# flag answers in about a second instead of after importing TensorFlow and LiteRT.
+_FROM = {
+    "verify": ("FLOAT32_TOLERANCE", "ExportCheckError", "ExportReport", "check",
+               "classifier_dtype", "exact_logits", "graph_ops", "interpreter", "jax_logits",
+               "run_tflite", "xnnpack_coverage"),
+    "quantize": ("CALIBRATION_DATASET", "average_ranges", "calibrate_batch_stats",
+                 "dataset_images", "tensor_ranges", "train_images"),
+    "convert": ("export", "export_overrides", "export_registry_model", "to_tflite"),
+    "timing": ("latency", "latency_side_by_side"),
+    "runs": ("export_run", "int8_agreement"),
+    "cli": ("main",),
+}
+_MODULE_OF = {name: module for module, names in _FROM.items() for name in names}
+
+__all__ = ["PRECISIONS", "RANGE_CHUNK", *_MODULE_OF]
+
+
+def __getattr__(name: str):
+  if name in _MODULE_OF:
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))

@@ -5,15 +5,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import shufflenet_jax.export as export_package
-from shufflenet_jax import input_pipeline
-from shufflenet_jax.export.convert import PRECISIONS, export_registry_model
-from shufflenet_jax.export.timing import latency
-from shufflenet_jax.export.quantize import RANGE_CHUNK
-from shufflenet_jax.export.runs import export_run, int8_agreement
-from shufflenet_jax.export.verify import ExportCheckError
-from shufflenet_jax.models import registry
+from shufflenet_jax import catalog
+from shufflenet_jax.export import PRECISIONS, RANGE_CHUNK
+
+
+def _check_flags(args) -> tuple[int, int] | None:
+  """Every flag that can be checked without TensorFlow or JAX (ValueError, one line);
+  returns --model's (H, W)."""
+  if bool(args.model) == bool(args.workdir):
+    raise ValueError("give exactly one of --model NAME or --workdir DIR")
+  if args.agreement and not args.workdir:
+    raise ValueError("--agreement needs --workdir (a model trained on the dataset)")
+  if args.workdir:
+    config = Path(args.workdir) / "config.json"
+    if not config.exists():
+      raise ValueError(f"{config} does not exist: {args.workdir} is not a training run's "
+                       "workdir")
+    return None
+  catalog.preset(args.model)  # a clear error for an unknown name
+  try:
+    h, w = (int(v) for v in args.resolution.split(","))
+  except ValueError:
+    raise ValueError(f"--resolution={args.resolution!r}; expected H,W such as 224,224") from None
+  return h, w
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,22 +59,24 @@ def main(argv: list[str] | None = None) -> int:
                  help="with --workdir: int8 vs float top-1 agreement on the whole eval split")
   args = p.parse_args(argv)
   try:
-    if bool(args.model) == bool(args.workdir):
-      raise ValueError("give exactly one of --model NAME or --workdir DIR")
+    resolution = _check_flags(args)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  from shufflenet_jax import input_pipeline
+  from shufflenet_jax.export.convert import export_registry_model
+  from shufflenet_jax.export.runs import export_run, int8_agreement
+  from shufflenet_jax.export.timing import latency
+  from shufflenet_jax.export.verify import ExportCheckError
+  try:
     if args.agreement:
-      if not args.workdir:
-        raise ValueError("--agreement needs --workdir (a model trained on the dataset)")
       print(json.dumps(int8_agreement(args.workdir, float_classifier=not args.int8_classifier,
                                       equalize=not args.no_equalize,
                                       range_chunk=args.range_chunk), indent=1))
       return 0
     if args.model:
-      registry.model_spec(args.model)  # a clear error for an unknown name
-      try:
-        h, w = (int(v) for v in args.resolution.split(","))
-      except ValueError:
-        raise ValueError(f"--resolution={args.resolution!r}; expected H,W such as 224,224")
-      tflite, report = export_registry_model(args.model, (h, w), args.precision, out=args.out,
+      tflite, report = export_registry_model(args.model, resolution, args.precision,
+                                             out=args.out,
                                              float_classifier=not args.int8_classifier,
                                              equalize=not args.no_equalize,
                                              range_chunk=args.range_chunk)

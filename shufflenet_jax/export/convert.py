@@ -13,9 +13,8 @@ from flax import nnx
 from shufflenet_jax.export.quantize import (RANGE_CHUNK, average_ranges, calibrate_batch_stats,
                                             dataset_images)
 from shufflenet_jax.export.verify import ExportCheckError, ExportReport, check
+from shufflenet_jax.export import PRECISIONS
 from shufflenet_jax.models import registry
-
-PRECISIONS = ("float32", "int8")
 
 
 def export_overrides(name: str, precision: str) -> dict:

@@ -11,10 +11,9 @@ from flax import nnx
 
 from shufflenet_jax import input_pipeline
 
+from shufflenet_jax.export import RANGE_CHUNK  # noqa: F401  (its home: the package, light)
+
 CALIBRATION_DATASET = "fashion_mnist"  # the offline dataset every machine here has
-# int8 activation ranges: the mean, over chunks of this many calibration images, of each
-# chunk's min and max (0: the converter's min and max over all of them). See to_tflite.
-RANGE_CHUNK = 5
 
 
 def calibrate_batch_stats(model: nnx.Module, images: np.ndarray) -> None:
