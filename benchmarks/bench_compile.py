@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shufflenet_jax import mdtable, records
+from benchmarks import report
+from shufflenet_jax import mdtable
 
 DEFAULT_MODELS = ("shufflenet_0.25x_g3", "shufflenet_0.5x_g3", "shufflenet_1.0x_g3",
                   "shufflenet_1.0x_g8", "shufflenet_2.0x_g3", "mobilenet_v1_1.0")
@@ -76,12 +77,8 @@ def main(argv=None) -> int:
         "cache directory, then again with the cache it filled (benchmarks/bench_compile.py "
         "says what is timed).", "",
         *mdtable.markdown(header, rows), "",
-        f"`python -m benchmarks.bench_compile {' '.join(argv or sys.argv[1:])}`"
-        .replace(" `", "`") + f" at commit {records.git_commit()}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} at the end.", ""]
-  if args.out:
-    Path(args.out).write_text("\n".join(md))
-  print("\n".join(md))
+        report.provenance("benchmarks.bench_compile", argv), ""]
+  report.emit(md, args.out)
   return 0
 
 

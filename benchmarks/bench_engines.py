@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
-from pathlib import Path
 
-from shufflenet_jax import mdtable, records
+from benchmarks import report
+from shufflenet_jax import mdtable
 from shufflenet_jax.export import engines as eng
 
 
@@ -108,7 +107,6 @@ def main(argv=None) -> int:
 
   header = ["model", "precision", "threads", "engine", "ms/image (median)", "IQR",
             "ratio to fastest", "check against JAX"]
-  cpu = _cpu_name()
   md = ["# CPU inference engines side by side", "",
         f"Milliseconds per {resolution[0]}x{resolution[1]} image (batch 1) of the same exported "
         f"model on each engine, all engines of one model, precision and thread count timed in "
@@ -122,13 +120,8 @@ def main(argv=None) -> int:
         "calibrated BN: see benchmarks/bench_engines.py).", "",
         *mdtable.markdown(header, rows), ""]
   md += [f"Left out: {s}." for s in skipped] + [f"Failed its check: {f}." for f in failed]
-  md += ["", f"`python -m benchmarks.bench_engines {' '.join(argv or sys.argv[1:])}`"
-         .replace(" `", "`") + f" at commit {records.git_commit()}; {cpu}, "
-         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; "
-         f"{_versions()}.", ""]
-  if args.out:
-    Path(args.out).write_text("\n".join(md))
-  print("\n".join(md))
+  md += ["", report.provenance("benchmarks.bench_engines", argv, f"; {_versions()}"), ""]
+  report.emit(md, args.out)
   return 1 if failed else 0
 
 
@@ -136,23 +129,6 @@ def eng_latency(runs: dict, rounds: int, min_seconds: float) -> dict:
   from shufflenet_jax.export.timing import invokes_side_by_side
   return invokes_side_by_side(runs, rounds=rounds, min_seconds=min_seconds,
                               max_runs=100000, warmup=5)
-
-
-def _cpu_name() -> str:
-  """The CPU's model name and its vector ISA extensions: int8 speed depends on them (e.g.
-  AVX-512 VNNI's int8 dot products), and hosts of one model name can differ."""
-  name, flags = platform.processor() or platform.machine(), []
-  try:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        name = line.split(":", 1)[1].strip()
-      elif line.startswith("flags"):
-        flags = [f for f in line.split(":", 1)[1].split()
-                 if f.startswith(("avx", "amx")) or "vnni" in f]
-        break
-  except OSError:
-    pass
-  return f"{name} ({' '.join(flags) or 'no AVX'})"
 
 
 def _versions() -> str:

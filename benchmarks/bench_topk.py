@@ -9,16 +9,14 @@ one process: the single-device step must not have become slower.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from benchmarks.bench_train import SHAPES, JaxCandidate, auto_impl, time_side_by_side
-from shufflenet_jax import mdtable, records, train
+from benchmarks import report
+from shufflenet_jax import mdtable, train
 
 
 def lax_topk_correct(logits, labels, k: int):
@@ -55,20 +53,14 @@ def main(argv=None) -> int:
     now, before = speeds["rank (now)"], speeds["lax.top_k (before)"]
     rows.append([model, f"{now:.1f}", f"{before:.1f}", f"{now / before:.3f}"])
     print(mdtable.row(rows[-1]), flush=True)
-  load = os.getloadavg()[0]
   md = ["# The train step's top-1 metric: label rank vs lax.top_k (one device)", "",
         f"Train-step images/s at the proxy shape (batch {batch}, `auto` implementations, "
         f"synthetic data), median of {args.rounds} rounds of {args.steps} steps, both "
         f"candidates in turn in one process. Ratio > 1: the rank-based metric is faster.", "",
         *mdtable.markdown(["model", "rank (now) img/s", "lax.top_k (before) img/s", "ratio"],
                           rows), "",
-        f"`python -m benchmarks.bench_topk {' '.join(argv or sys.argv[1:])}`".replace(" `", "`")
-        + f" at commit {records.git_commit()}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, load average {load:.1f} at the end (other work beside it).",
-        ""]
-  if args.out:
-    Path(args.out).write_text("\n".join(md))
-  print("\n".join(md))
+        report.provenance("benchmarks.bench_topk", argv, " (other work beside it)"), ""]
+  report.emit(md, args.out)
   return 0
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from shufflenet_jax.export.quantize import (RANGE_CHUNK, average_ranges, calibrate_batch_stats,
+from shufflenet_jax.export import PRECISIONS, RANGE_CHUNK
+from shufflenet_jax.export.quantize import (average_ranges, calibrate_batch_stats,
                                             dataset_images)
 from shufflenet_jax.export.verify import ExportCheckError, ExportReport, check
-from shufflenet_jax.export import PRECISIONS
 from shufflenet_jax.models import registry
 
 

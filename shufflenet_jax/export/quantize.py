@@ -11,8 +11,6 @@ from flax import nnx
 
 from shufflenet_jax import input_pipeline
 
-from shufflenet_jax.export import RANGE_CHUNK  # noqa: F401  (its home: the package, light)
-
 CALIBRATION_DATASET = "fashion_mnist"  # the offline dataset every machine here has
 
 

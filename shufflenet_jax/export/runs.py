@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from shufflenet_jax.export.convert import PRECISIONS, export, export_overrides
-from shufflenet_jax.export.quantize import RANGE_CHUNK, dataset_images, train_images
+from shufflenet_jax.export import RANGE_CHUNK
+from shufflenet_jax.export.quantize import dataset_images, train_images
 from shufflenet_jax.export.verify import ExportReport, jax_logits, run_tflite
 
 
