@@ -61,6 +61,13 @@ def main(argv=None) -> int:
   p.add_argument("--models", default=",".join(DEFAULT_MODELS))
   p.add_argument("--out")
   args = p.parse_args(argv)
+  from shufflenet_jax import catalog
+  try:
+    for model in args.models.split(","):
+      catalog.preset(model)  # ValueError naming the unknown model
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   rows = []
   for model in args.models.split(","):
     with tempfile.TemporaryDirectory(prefix="bench-compile-") as d:

@@ -59,17 +59,20 @@ def main(argv=None) -> int:
   p.add_argument("--min_seconds", type=float, default=4.0)
   p.add_argument("--out")
   args = p.parse_args(argv)
-  resolution = tuple(int(x) for x in args.resolution.split(","))
-  threads = sorted({int(t) for t in args.threads.split(",")})
-  engines, skipped = [], []
-  for e in args.engines.split(","):
-    why = eng.available(e)
-    (skipped.append(f"{e}: {why}") if why else engines.append(e))
+  try:
+    resolution, threads, models = _check_args(args)
+    engines, skipped = [], []
+    for e in args.engines.split(","):
+      why = eng.available(e)  # ValueError for an unknown engine
+      (skipped.append(f"{e}: {why}") if why else engines.append(e))
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   for s in skipped:
     print(f"warning: leaving out {s}", flush=True)
 
   rows, failed = [], []
-  for model_name in args.models.split(","):
+  for model_name in models:
     t0 = time.time()
     tflites, model, images = exported(model_name, resolution, args.num_check)
     onnx = {prec: eng.to_onnx(t) for prec, t in tflites.items()} \
@@ -123,6 +126,30 @@ def main(argv=None) -> int:
   md += ["", report.provenance("benchmarks.bench_engines", argv, f"; {_versions()}"), ""]
   report.emit(md, args.out)
   return 1 if failed else 0
+
+
+def _check_args(args) -> tuple[tuple[int, int], list[int], list[str]]:
+  """(resolution, thread counts, models) from the flags, before anything heavy runs; a bad
+  value is a ValueError that names it and what would be valid."""
+  from shufflenet_jax import catalog
+  try:
+    resolution = tuple(int(x) for x in args.resolution.split(","))
+    assert len(resolution) == 2 and min(resolution) >= 8
+  except (ValueError, AssertionError):
+    raise ValueError(f"--resolution={args.resolution!r}; expected H,W (each >= 8) such as "
+                     "224,224") from None
+  try:
+    threads = sorted({int(t) for t in args.threads.split(",")})
+    assert threads[0] >= 1
+  except (ValueError, AssertionError):
+    raise ValueError(f"--threads={args.threads!r}; expected thread counts >= 1 such as 1,2") \
+        from None
+  models = args.models.split(",")
+  for m in models:
+    catalog.preset(m)  # ValueError naming the unknown model
+  if args.num_check < 1 or args.rounds < 1:
+    raise ValueError(f"--num_check={args.num_check}, --rounds={args.rounds}; both must be >= 1")
+  return resolution, threads, models
 
 
 def eng_latency(runs: dict, rounds: int, min_seconds: float) -> dict:

@@ -13,3 +13,8 @@ def test_bench_compile_measures_a_cold_and_a_cached_process(tmp_path):
   cold, warm, entries = float(rows[0][1]), float(rows[0][2]), int(rows[0][6].rstrip(" |"))
   assert entries >= 2  # the train step and the eval step were written to the cache
   assert cold > 0 and warm > 0
+
+
+def test_bench_compile_refuses_an_unknown_model(capsys):
+  assert bench_compile.main(["--models=shufflenet_0.25x_g3,shufflenet_1.0x_g5"]) == 2
+  assert "unknown model name 'shufflenet_1.0x_g5'" in capsys.readouterr().err

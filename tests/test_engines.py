@@ -42,3 +42,14 @@ def test_onnx_export_matches_jax_on_onnxruntime():
 def test_an_unknown_engine_is_named_with_the_valid_ones():
   with pytest.raises(ValueError, match=r"engine='tvm'; valid: litert, onnxruntime, openvino"):
     engines.available("tvm")
+
+
+def test_bench_engines_refuses_bad_arguments_before_exporting(capsys):
+  from benchmarks import bench_engines
+  for args, message in [(["--engines=litert,tvm"], "engine='tvm'; valid: litert"),
+                        (["--resolution=224"], "--resolution='224'; expected H,W"),
+                        (["--threads=0"], "--threads='0'; expected thread counts >= 1"),
+                        (["--models=shufflenet_1.0x_g5"], "unknown model name 'shufflenet_1.0x_g5'"),
+                        (["--num_check=0"], "--num_check=0, --rounds=5; both must be >= 1")]:
+    assert bench_engines.main(args) == 2, args
+    assert message in capsys.readouterr().err, args
