@@ -188,15 +188,21 @@ def test_a_coordinator_whose_peers_never_join_gives_up_in_one_line(tmp_path):
 
 # ------------------------------------------------------------------------------ the launcher
 
-_CHILD = ("import os, sys, time; i = int(os.environ['JAX_PROCESS_ID']); print('hello', i, "
+# Process 1 fails only after process 0 has printed its line (a marker file says so), so
+# the launcher's stop cannot race process 0's first line on a loaded machine.
+_CHILD = ("import os, sys, time, pathlib; i = int(os.environ['JAX_PROCESS_ID']); "
+          "mark = pathlib.Path(sys.argv[1]); print('hello', i, "
           "os.environ['JAX_NUM_PROCESSES'], os.environ['XLA_FLAGS'], flush=True); "
+          "i == 0 and mark.write_text('printed'); "
+          "[time.sleep(0.05) for _ in range(1200) if i == 1 and not mark.exists()]; "
           "sys.exit(3) if i == 1 else time.sleep(120)")
 
 
-def test_launcher_prefixes_lines_and_stops_everyone_when_one_fails():
+def test_launcher_prefixes_lines_and_stops_everyone_when_one_fails(tmp_path):
   t0 = time.time()
   rc, out = _run([sys.executable, "-m", "shufflenet_jax.launch", "--processes", "2",
-                  "--devices_per_process", "3", "--", "-c", _CHILD], timeout=60)
+                  "--devices_per_process", "3", "--", "-c", _CHILD,
+                  str(tmp_path / "printed")], timeout=60)
   assert rc == 3, out
   assert time.time() - t0 < 40  # process 0 was stopped, not waited for (120 s)
   line = next(l for l in out.splitlines() if l.startswith("[1] hello 1 2 "))
