@@ -37,7 +37,7 @@ def exported(model_name: str, resolution: tuple[int, int], num_check: int):
   calib, check = images[:64], images[64:]
   out, model = {}, None
   for precision in PRECISIONS:
-    m = registry.create_model(model_name, rngs=nnx.Rngs(0),
+    m = registry.create_model(model_name, rngs=registry.KeyStream(0),
                               **export_overrides(model_name, precision))
     calibrate_batch_stats(m, calib)
     out[precision], _ = export(m, model_name, (1, *resolution, 3), precision,

@@ -26,6 +26,7 @@ from flax import nnx
 
 from configs import default
 from shufflenet_jax import input_pipeline, train
+from shufflenet_jax.models import registry
 from shufflenet_jax import plan as run_plan
 
 
@@ -77,7 +78,7 @@ def pooled_feature_sq_norm(config, model_name: str) -> float:
   sees at initialization (train-mode BN, the run's seed)."""
   config = config.copy_and_resolve_references()
   config.model = model_name
-  model = train.build_model(run_plan.make(config), nnx.Rngs(config.seed))
+  model = train.build_model(run_plan.make(config), registry.KeyStream(config.seed))
   model.train()
   batch = next(input_pipeline.train_dataset(config).as_numpy_iterator())
   f = pooled_features(model, batch["image"])

@@ -80,7 +80,7 @@ def model_complexity(name: str, resolution: tuple[int, int] = DEFAULT_RESOLUTION
   """A record {name, groups, width, ..., resolution, mflops, params} for registry ``name``."""
   _, preset = registry.model_spec(name)
   kw = {**preset, **overrides, **_reference_overrides(name)}
-  model = nnx.eval_shape(lambda: registry.create_model(name, rngs=nnx.Rngs(0), **kw))
+  model = nnx.eval_shape(lambda: registry.create_model(name, rngs=registry.KeyStream(0), **kw))
   h, w = resolution
   macs, params = count(model, (1, h, w, kw.get("in_channels", 3)))
   record = dict(name=name)

@@ -274,13 +274,11 @@ def convert(fmt: str, path: str | Path, model_name: str, out: str | Path) -> Pat
                           "(shufflenet_{width}x_g{groups})")
   out = _empty_out(out)
   sd = load_state_dict(path)
-  from flax import nnx
-
   from shufflenet_jax import plan as run_plan
   from shufflenet_jax.models import registry
   config = converted_config(model_name, fmt)
   plan = run_plan.make(config, check=False)
-  model = registry.create_model(model_name, rngs=nnx.Rngs(0), **plan.model_kwargs)
+  model = registry.create_model(model_name, rngs=registry.KeyStream(0), **plan.model_kwargs)
   load_state(sd, model, fmt)
   return write_run(model, config, out)
 

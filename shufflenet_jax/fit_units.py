@@ -10,12 +10,13 @@ from __future__ import annotations
 from flax import nnx
 
 from shufflenet_jax import complexity
+from shufflenet_jax.models.registry import KeyStream
 from shufflenet_jax.models.units import KINDS, LEVELS, QUANTUM, UnitNet, stage_widths
 
 
 def mflops(kind: str, width: int) -> float:
   """The 224x224 MFLOPs of the ``kind`` unit network with stage-4 width ``width``."""
-  model = nnx.eval_shape(lambda: UnitNet(kind=kind, width=width, rngs=nnx.Rngs(0)))
+  model = nnx.eval_shape(lambda: UnitNet(kind=kind, width=width, rngs=KeyStream(0)))
   return complexity.count(model, (1, 224, 224, 3))[0] / 1e6
 
 

@@ -36,6 +36,7 @@ def compiled_train_step(model: str, batch: int, image_size: int = 32, **override
 
   from configs import default
   from shufflenet_jax import plan as run_plan, train
+  from shufflenet_jax.models import registry
 
   c = default.get_config("quick")
   c.model, c.batch_size, c.image_size = model, batch, image_size
@@ -46,7 +47,7 @@ def compiled_train_step(model: str, batch: int, image_size: int = 32, **override
   data, rep = jax.NamedSharding(mesh, jax.P("data")), jax.NamedSharding(mesh, jax.P())
   c.num_train_steps = 10
   plan = run_plan.make(c)
-  model_ = train.build_model(plan, nnx.Rngs(0))
+  model_ = train.build_model(plan, registry.KeyStream(0))
   model_.train()
   gd, params, stats = nnx.split(model_, nnx.Param, nnx.BatchStat)
   tx = train.make_optimizer(plan, train.learning_rate_schedule(plan))

@@ -42,7 +42,7 @@ class NonFiniteLossError(FloatingPointError):
 
 # ------------------------------------------------------------------------------ set-up
 
-def build_model(plan: run_plan.Plan, rngs: nnx.Rngs) -> nnx.Module:
+def build_model(plan: run_plan.Plan, rngs: nnx.Rngs | registry.KeyStream) -> nnx.Module:
   """The plan's model with its compute dtype and layer implementations."""
   compute = {"bfloat16": jnp.bfloat16, "float64": jnp.float64}.get(plan.dtype)
   return registry.create_model(plan.model, rngs=rngs, dtype=compute,
@@ -114,7 +114,7 @@ class TrainSetup(NamedTuple):
 
 def init_training(plan: run_plan.Plan) -> TrainSetup:
   """The model, schedule and optimizer of the plan and their state at step 0."""
-  model = build_model(plan, nnx.Rngs(plan.seed))
+  model = build_model(plan, registry.KeyStream(plan.seed))
   model.train()
   train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   model.eval()
@@ -471,7 +471,7 @@ def restore_model(workdir: str | Path, **overrides: Any) -> tuple[nnx.Module, in
   checkpoint, in eval mode and float32. ``overrides`` are constructor arguments, e.g. other
   layer implementations (every implementation reads the same parameter layout)."""
   plan = run_plan.make(run_config(workdir), check=False)  # the run's own: as it trained
-  model = registry.create_model(plan.model, rngs=nnx.Rngs(plan.seed),
+  model = registry.create_model(plan.model, rngs=registry.KeyStream(plan.seed),
                                 **{**plan.model_kwargs, **overrides})
   params, batch_stats = nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)
   tx = make_optimizer(plan, optax.constant_schedule(0.0))  # the state's structure only

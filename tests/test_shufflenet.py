@@ -175,3 +175,21 @@ def test_zero_init_residual_starts_every_stride1_unit_as_the_identity():
   # The sweeps' Fashion-MNIST presets take it (same init at every grid point), ImageNet not.
   assert sweeps.sweep_config("t", {}, "proxy").zero_init_residual is True
   assert sweeps.sweep_config("t", {}, "imagenet").zero_init_residual is False
+
+
+@pytest.mark.parametrize("name", ["shufflenet_0.25x_g3_se", "mobilenet_v1_0.25",
+                                  "unit_resnext_13", "unit_xception_like_13", "googlenet"])
+def test_a_key_stream_builds_the_parameters_nnx_rngs_builds(name):
+  """registry.KeyStream(seed) (the keys counted in Python, fast under a trace) draws the
+  keys nnx.Rngs(seed) draws: every variable of the model is equal, for each model family
+  the training and the complexity count build."""
+  from shufflenet_jax.models import registry
+  ours, flax_rngs = (nnx.state(create_model(name, rngs=r)) for r in
+                     (registry.KeyStream(7), nnx.Rngs(7)))
+  a, b = jax.tree.leaves_with_path(ours), jax.tree.leaves_with_path(flax_rngs)
+  assert [p for p, _ in a] == [p for p, _ in b] and len(a) > 20
+  for (path, x), (_, y) in zip(a, b):
+    np.testing.assert_array_equal(x, y, err_msg=str(path))
+  different = nnx.state(create_model(name, rngs=registry.KeyStream(8)), nnx.Param)
+  assert not all(np.array_equal(x, y) for x, y in zip(
+      jax.tree.leaves(different), jax.tree.leaves(nnx.state(create_model(name), nnx.Param))))
