@@ -100,5 +100,13 @@ def pytest_collection_modifyitems(config, items):
       item.add_marker(pytest.mark.slow)
     # Under pytest-xdist (make test: -n auto --dist loadgroup) the tests that share an
     # expensive session or module fixture run in one worker, which computes it once.
+    # A module-scoped fixture is computed once per module, so its group is the module's
+    # (test_drills' and test_distributed's `reference` are different runs).
     for fixture in SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-      item.add_marker(pytest.mark.xdist_group(fixture))
+      defs = item._fixtureinfo.name2fixturedefs.get(fixture, ())
+      session = bool(defs) and defs[-1].scope == "session"
+      item.add_marker(pytest.mark.xdist_group(
+          fixture if session else f"{fixture}@{Path(str(item.fspath)).name}"))
+  # The slow tests first (stable: file order within each part), so that the xdist workers
+  # end together on short tests instead of one waiting for a long test begun last.
+  items.sort(key=lambda item: (item.originalname or item.name) not in SLOW)
