@@ -70,7 +70,7 @@ SLOW = {
     "test_two_workers_finish_a_sweep_together_without_overlap",
     "test_accuracy_floor_on_fashion_mnist", "test_four_devices_equal_one_device",
     "test_sigkill_then_rerun_equals_uninterrupted", "test_two_processes_prepare_fashion_mnist_once",
-    "test_wandb_offline_run_directory_without_credentials", "test_non_finite_loss_stops_with_a_message",
+    "test_non_finite_loss_stops_with_a_message",
     "test_imagenet_input_path_with_mock_data", "test_a_bad_config_is_one_line_and_exit_status_2",
     "test_a_corrupt_workdir_is_recovered_or_refused_in_one_line",
     "test_kills_at_random_points_end_bitwise_equal",
