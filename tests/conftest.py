@@ -66,7 +66,6 @@ SLOW = {
     "test_device_trainer_runs_without_tensorflow",
     "test_model_implementations_agree",
     "test_seed_groups_skip_finished_seeds_and_resume_partial_groups",
-    "test_sweep_runs_skips_finished_and_rebuilds_identical_tables",
     "test_two_workers_finish_a_sweep_together_without_overlap",
     "test_accuracy_floor_on_fashion_mnist", "test_four_devices_equal_one_device",
     "test_sigkill_then_rerun_equals_uninterrupted", "test_two_processes_prepare_fashion_mnist_once",
