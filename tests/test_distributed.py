@@ -228,14 +228,16 @@ for name in %r:
   text, impls = hlo_check.compiled_train_step(name, batch=32)
   print(name, impls, hlo_check.batch_gathers(text, 32), flush=True)
 # The control: shiftvjp's weight gradient slices the batch in a loop (gathers it).
-text, _ = hlo_check.compiled_train_step("shufflenet_0.25x_g3", batch=32,
+text, _ = hlo_check.compiled_train_step("shufflenet_0.25x_g3_shallow", batch=32,
                                         depthwise_impl="shiftvjp")
 print("CONTROL", len(hlo_check.batch_gathers(text, 32)))
 """
 
 # One width per group count: the implementations `auto` picks, and so the collectives,
-# depend on the group count and the layer types, not on the width.
-HLO_MODELS = ["shufflenet_0.25x_g1", "shufflenet_0.25x_g3", "shufflenet_0.25x_g8",
+# depend on the group count and the layer types, not on the width or the depth (the
+# shallow 2/4/2 variants hold every layer type of the 4/8/4 network in half the compile).
+HLO_MODELS = ["shufflenet_0.25x_g1_shallow", "shufflenet_0.25x_g3_shallow",
+              "shufflenet_0.25x_g8_shallow",
               "unit_resnet_13", "unit_resnext_13", "unit_vgg_like_13",
               "unit_xception_like_13", "mobilenet_v1_0.25"]
 
