@@ -1,6 +1,7 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -87,6 +88,9 @@ SLOW = {
 SHARED_FIXTURES = {"fmnist_run", "reference"}
 
 
+# tryfirst: pytest-xdist's worker reads the xdist_group marks in its own
+# pytest_collection_modifyitems, which otherwise may run before this one.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
   names = {item.originalname or item.name for item in items}
   unknown = SLOW - names
@@ -109,3 +113,21 @@ def pytest_collection_modifyitems(config, items):
   # The slow tests first (stable: file order within each part), so that the xdist workers
   # end together on short tests instead of one waiting for a long test begun last.
   items.sort(key=lambda item: (item.originalname or item.name) not in SLOW)
+
+
+def pytest_collection_finish(session):
+  """Under pytest-xdist's --dist loadgroup (make test) the worker marks a grouped test's id
+  with its group; without that mark the scheduler spreads the group over the workers and
+  each recomputes the shared fixture (pytest 9.2 with pytest-xdist 3.8 lost it silently:
+  pytest-dev/pytest-xdist#1386, hence pytest 9.1.1 in requirements.txt)."""
+  config = session.config
+  if not (hasattr(config, "workerinput") and config.getvalue("loadgroup")):
+    return
+  lost = [item.nodeid for item in session.items
+          if any(item.iter_markers("xdist_group")) and "@" not in item.nodeid]
+  if lost:
+    message = (f"pytest-xdist's loadgroup did not mark {len(lost)} grouped tests (e.g. "
+               f"{lost[0]}): pytest {pytest.__version__} with this pytest-xdist spreads "
+               "groups over the workers; install requirements.txt's pytest")
+    print(f"error: {message}", file=sys.__stderr__, flush=True)  # a worker's error is lost
+    raise pytest.UsageError(message)
