@@ -28,8 +28,6 @@ from shufflenet_jax.export import engines as eng
 
 def exported(model_name: str, resolution: tuple[int, int], num_check: int):
   """({precision: tflite}, the JAX model, check images) for one registry model."""
-  from flax import nnx
-
   from shufflenet_jax.export import (PRECISIONS, calibrate_batch_stats, dataset_images,
                                      export, export_overrides)
   from shufflenet_jax.models import registry

@@ -26,8 +26,8 @@ from flax import nnx
 
 from configs import default
 from shufflenet_jax import input_pipeline, train
-from shufflenet_jax.models import registry
 from shufflenet_jax import plan as run_plan
+from shufflenet_jax.models import registry
 
 
 class _Identity(nnx.Module):

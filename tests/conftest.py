@@ -109,7 +109,7 @@ def pytest_collection_modifyitems(config, items):
       defs = item._fixtureinfo.name2fixturedefs.get(fixture, ())
       session = bool(defs) and defs[-1].scope == "session"
       item.add_marker(pytest.mark.xdist_group(
-          fixture if session else f"{fixture}@{Path(str(item.fspath)).name}"))
+          fixture if session else f"{fixture}-{Path(str(item.fspath)).stem}"))
   # The slow tests first (stable: file order within each part), so that the xdist workers
   # end together on short tests instead of one waiting for a long test begun last.
   items.sort(key=lambda item: (item.originalname or item.name) not in SLOW)

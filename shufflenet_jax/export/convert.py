@@ -135,8 +135,8 @@ def export_registry_model(name: str, resolution: tuple[int, int], precision: str
                           **model_kwargs):
   """A fresh registry model, its BN statistics calibrated on real images (see
   :func:`calibrate_batch_stats`), exported and checked. Returns (tflite, report)."""
-  model = registry.create_model(name, rngs=registry.KeyStream(seed), **export_overrides(name, precision),
-                                **model_kwargs)
+  model = registry.create_model(name, rngs=registry.KeyStream(seed),
+                                **export_overrides(name, precision), **model_kwargs)
   channels = model_kwargs.get("in_channels", 3)
   images = dataset_images(num_calibration, (*resolution, channels))
   calibrate_batch_stats(model, images)
