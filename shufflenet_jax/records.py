@@ -108,10 +108,14 @@ class MetricsWriter:
 
 
 def git_commit() -> str:
+  """HEAD's short hash, with "+dirty" when a tracked file outside results/ differs from it
+  (the committed records and tables under results/ change while sweeps run; the code that
+  produced a record does not)."""
   try:
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=_PROJECT_ROOT,
                             capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)results"],
                            cwd=_PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
     return commit + ("+dirty" if dirty else "")
   except (OSError, subprocess.CalledProcessError):

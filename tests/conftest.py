@@ -44,7 +44,7 @@ def fmnist_run(tmp_path_factory):
 # slow") leaves them out; `make test` runs everything. A name here is the test function's.
 SLOW = {
     "test_bench_seeds_prints_a_table_with_every_k",
-    "test_a_two_process_sweep_writes_each_record_once", "test_data_parallel_train_steps_gather_no_batch",
+    "test_data_parallel_train_steps_gather_no_batch",
     "test_two_processes_killed_and_relaunched_equal_one_process_with_two_devices",
     "test_a_coordinator_whose_peers_never_join_gives_up_in_one_line",
     "test_main_reports_a_bad_cluster_in_one_line",

@@ -18,14 +18,20 @@ from shufflenet_jax import cluster, launch, records
 from tests.tiny import tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = tiny_flags(num_train_steps=8, checkpoint_every_steps=4, log_every_steps=4,
-                   eval_every_steps=4) + ["--config.wandb.mode=disabled"]
 QUICK = ["main.py", "--config=configs/default.py:quick"]
+# A two-run sweep (the standard and the shallow 0.25x g2), 8 steps each with a checkpoint
+# and an evaluation at step 4.
+SWEEP = ["main.py", "--config=configs/ablation_depth.py",
+         *tiny_flags(num_train_steps=8, checkpoint_every_steps=4, log_every_steps=4,
+                     eval_every_steps=4, model="shufflenet_0.25x_g2"),
+         "--config.sweep.width=(0.25,)", "--config.sweep.groups=(2,)", "--config.seeds=(0,)",
+         "--config.wandb.mode=disabled"]
+RUNS = ["shufflenet_0.25x_g2-seed0", "shufflenet_0.25x_g2_shallow-seed0"]
 
 
-def _launch_cmd(workdir, *args, processes=2):
+def _launch_cmd(workdir, processes=2):
   return [sys.executable, "-m", "shufflenet_jax.launch", "--processes", str(processes), "--",
-          *QUICK, f"--workdir={workdir}", *FLAGS, *args]
+          *SWEEP, f"--workdir={workdir}"]
 
 
 def _run(cmd, env=None, timeout=600):
@@ -34,15 +40,12 @@ def _run(cmd, env=None, timeout=600):
   return out.returncode, out.stdout + out.stderr
 
 
-def _two_devices_env():
-  return {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-  """The run in one process with two devices."""
+  """The sweep in one process with two devices."""
   workdir = tmp_path_factory.mktemp("one_process_two_devices")
-  rc, out = _run([sys.executable, *QUICK, f"--workdir={workdir}", *FLAGS], _two_devices_env())
+  rc, out = _run([sys.executable, *SWEEP, f"--workdir={workdir}"], {
+      "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
   assert rc == 0, out
   return workdir
 
@@ -71,6 +74,7 @@ def _assert_same_run(workdir, reference):
   assert run["metrics"] == ref["metrics"]  # bitwise: the same floats
   assert run["device"]["process_count"] == 2 and run["device"]["device_count"] == 2
   assert _metrics_lines(workdir) == _metrics_lines(reference)
+  assert [l["step"] for l in _metrics_lines(workdir)] == [4, 4, 8, 8]  # log+eval, then final
   (step, leaves), (ref_step, ref_leaves) = _params(workdir), _params(reference)
   assert step == ref_step == 8
   for a, b in zip(leaves, ref_leaves, strict=True):
@@ -81,54 +85,34 @@ def _assert_same_run(workdir, reference):
 
 def test_two_processes_killed_and_relaunched_equal_one_process_with_two_devices(tmp_path,
                                                                                reference):
-  """Two processes x 1 device train the run of one process x 2 devices bit for bit, also
-  when every process is killed after a checkpoint and the launch is repeated (one test: a
-  two-process launch is the suite's most expensive step; process 1 compiles without the
-  persistent cache, which jax writes and reads for process 0 only)."""
-  workdir = tmp_path / "run"
-  p = subprocess.Popen(_launch_cmd(workdir), cwd=ROOT, stdout=subprocess.DEVNULL,
+  """Two processes x 1 device train the sweep of one process x 2 devices bit for bit, also
+  when every process is killed after the first run's checkpoint and the launch is
+  repeated; process 0 alone writes each record and the table. (One test: a two-process
+  launch is the suite's most expensive step; process 1 compiles without the persistent
+  cache, whose key includes a process's own devices and which only process 0 writes.)"""
+  first = tmp_path / "runs" / RUNS[0]
+  p = subprocess.Popen(_launch_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, start_new_session=True)
   deadline = time.time() + 400
-  while not (workdir / "checkpoints" / "4").exists():  # a finalized step-4 checkpoint
+  while not (first / "checkpoints" / "4").exists():  # a finalized step-4 checkpoint
     assert p.poll() is None and time.time() < deadline
     time.sleep(0.05)
   os.killpg(p.pid, signal.SIGKILL)  # the launcher and both processes
   p.wait()
-  assert not (workdir / "result.json").exists()
-  rc, out = _run(_launch_cmd(workdir))
+  assert not (first / "result.json").exists()
+  rc, out = _run(_launch_cmd(tmp_path))
   assert rc == 0, out
   assert "resumed from the checkpoint at step" in out
-  _assert_same_run(workdir, reference)
-  assert re.search(r"^\[0\] I\S+ \S+ \d+ train.py:\d+\] step 8/8", out, re.M), out
-  # Process 1 logs warnings and errors only (its INFO lines would repeat process 0's).
-  assert not re.search(r"^\[1\] I\d{4} ", out, re.M), out
-
-
-def _sweep_cmd(workdir):
-  return ["main.py", "--config=configs/ablation_depth.py", f"--workdir={workdir}",
-          *tiny_flags(num_train_steps=4, checkpoint_every_steps=2, log_every_steps=2,
-                      model="shufflenet_0.25x_g2"),
-          "--config.sweep.width=(0.25,)", "--config.sweep.groups=(2,)", "--config.seeds=(0,)",
-          "--config.wandb.mode=disabled"]
-
-
-def test_a_two_process_sweep_writes_each_record_once(tmp_path):
-  """Both processes train every run of the sweep; process 0 alone writes the records and
-  the table. (That two processes train what one process with two devices trains is the
-  test above.)"""
-  rc, out = _run([sys.executable, "-m", "shufflenet_jax.launch", "--processes", "2", "--",
-                  *_sweep_cmd(tmp_path)])
-  assert rc == 0, out
-  runs = sorted((tmp_path / "runs").iterdir())
-  assert [r.name for r in runs] == ["shufflenet_0.25x_g2-seed0",
-                                    "shufflenet_0.25x_g2_shallow-seed0"]
-  for run in runs:
-    assert _listing(run) == ["checkpoints", "config.json", "metrics.jsonl", "result.json"]
-    assert [l["step"] for l in _metrics_lines(run)] == [2, 4, 4]  # logs, then the final eval
-    assert json.loads((run / "result.json").read_text())["device"]["process_count"] == 2
+  assert sorted(r.name for r in (tmp_path / "runs").iterdir()) == RUNS
+  for name in RUNS:
+    _assert_same_run(tmp_path / "runs" / name, reference / "runs" / name)
   assert out.count("table written") == 1  # by process 0 only
   rows = (tmp_path / "results" / "ablation_depth.csv").read_text().splitlines()
   assert len(rows) == 3 and "shallow" in rows[2], rows
+  assert re.search(rf"^\[0\] I\S+ \S+ \d+ train.py:\d+\] \[2/2\] {RUNS[1]}: step 8/8",
+                   out, re.M), out
+  # Process 1 logs warnings and errors only (its INFO lines would repeat process 0's).
+  assert not re.search(r"^\[1\] I\d{4} ", out, re.M), out
 
 
 # ------------------------------------------------------------------------- cluster settings
