@@ -109,7 +109,9 @@ def _sweep_cmd(workdir, *extra):
   return [sys.executable, "main.py", "--config=configs/ablation_depth.py",
           f"--workdir={workdir}", *flags, "--config.sweep.width=(0.25,)",
           "--config.sweep.groups=(2,)", "--config.seeds=(0,1)", "--config.wandb.mode=disabled",
-          *extra]
+          # The on-device pipeline: no TensorFlow to import in each of the four processes
+          # (what is tested is the runner; test_distributed's sweep runs on tf.data).
+          "--config.data_on_device=True", *extra]
 
 
 def _popen(cmd):
