@@ -145,7 +145,7 @@ def main(argv):
       _fail(str(e))
     if jax.process_index() != 0:  # one log: the others report warnings and errors only
       logging.set_verbosity(logging.WARNING)
-  from shufflenet_jax import compile_cache, datasets, records, train
+  from shufflenet_jax import aot, compile_cache, datasets, records, train
 
   cache = compile_cache.enable()
 
@@ -155,7 +155,8 @@ def main(argv):
   logging.info("JAX process %d / %d; devices: %s", jax.process_index(), jax.process_count(),
                jax.devices())
   logging.info("versions: %s", records.library_versions())
-  logging.info("compilation cache: %s", cache or f"off (${compile_cache.ENV})")
+  logging.info("compilation cache: %s; exported steps: %s",
+               cache or f"off (${compile_cache.ENV})", aot.describe())
   try:
     if config.get("task") == "arm_timing":
       from experiments import arm_timing

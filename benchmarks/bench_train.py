@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shufflenet_jax import malloc, mdtable, records, timing, train
+from shufflenet_jax import aot, malloc, mdtable, records, timing, train
 from shufflenet_jax import plan as run_plan
 from shufflenet_jax.models import ops, registry
 
@@ -104,7 +104,8 @@ class JaxCandidate:
     c = _config(model, shape, batch, dtype, impl)
     c.seed = seed
     c.num_train_steps = 1000
-    setup = train.init_training(run_plan.make(c, check=False))
+    plan = run_plan.make(c, check=False)
+    setup = train.init_training(plan)
     self.state = setup.state
     rng = np.random.default_rng(seed)
     s = shape["size"]
@@ -112,10 +113,13 @@ class JaxCandidate:
         image=jnp.asarray(rng.standard_normal((batch, s, s, shape["channels"]), np.float32)),
         label=jnp.asarray(rng.integers(0, shape["classes"], batch), jnp.int32),
         mask=jnp.ones((batch,), jnp.float32))
-    self.train_step = jax.jit(
+    # The trainer's steps: exported and read back when the compilation cache is on
+    # (shufflenet_jax/aot.py; bench_compile's warm process), else plain jit.
+    self.train_step = aot.step(
         train.make_train_step(setup.train_graphdef, setup.tx, shape["classes"], 0.0),
-        donate_argnums=0)
-    self.eval_step = jax.jit(train.make_eval_step(setup.eval_graphdef, shape["classes"]))
+        dict(step="bench train", **plan.program_key()), donate_argnums=(0,))
+    self.eval_step = aot.step(train.make_eval_step(setup.eval_graphdef, shape["classes"]),
+                              dict(step="bench eval", **plan.program_key()))
     t = time.perf_counter()
     self.run_train(1)
     self.run_eval(1)

@@ -22,6 +22,15 @@ from shufflenet_jax.models import registry
 IMPL_KEYS = ("pointwise_impl", "depthwise_impl", "pool_impl", "materialize_units")
 
 
+# Config fields that do not enter a train or eval step's program: runs that differ only in
+# these share the exported steps (aot.py). The seed enters a seed group's step as an
+# argument; the split sizes enter through total_steps.
+_NOT_IN_PROGRAM = frozenset({
+    "seed", "seeds", "seeds_per_program", "wandb", "log_every_steps", "eval_every_steps",
+    "checkpoint_every_steps", "init_from", "train_split", "eval_split", "shuffle_buffer",
+    "cache"})
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """One run, resolved. ``total_steps`` is None when the training split's size was not
@@ -46,6 +55,13 @@ class Plan:
   log_every_steps: int
   eval_every_steps: int       # <= 0: only at the end
   checkpoint_every_steps: int
+
+  def program_key(self) -> dict:
+    """What decides a step's program beyond its argument shapes (aot.py's key): the
+    configuration but its data, logging and bookkeeping fields, the implementations as
+    resolved, the step budget (the schedule's constants)."""
+    config = {k: v for k, v in self.config.to_dict().items() if k not in _NOT_IN_PROGRAM}
+    return dict(config=config, impls=self.impls, total_steps=self.total_steps)
 
   @property
   def resolution(self) -> tuple[int, int]:

@@ -30,7 +30,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
-from shufflenet_jax import datasets, device_data, records, train, validate, workdir_lock
+from shufflenet_jax import aot, datasets, device_data, records, train, validate, workdir_lock
 from shufflenet_jax import plan as run_plan
 from shufflenet_jax.wandb_mirror import WandbMirror
 
@@ -162,8 +162,9 @@ class GroupProgram:
     else:
       group_step = jax.vmap(one_step, in_axes=(0, 0, None, None))
       group_eval = jax.vmap(one_eval, in_axes=(0, None, None, None))
-    self._step = jax.jit(group_step, donate_argnums=0)
-    self._eval = jax.jit(group_eval)
+    key = dict(self.plan.program_key(), group=self.k, data=repr(spec))
+    self._step = aot.step(group_step, dict(step="group train", **key), donate_argnums=(0,))
+    self._eval = aot.step(group_eval, dict(step="group eval", **key))
     self._images = jax.device_put(train_split.images, self.device)
     self._labels = jax.device_put(train_split.labels, self.device)
     self._seeds = jnp.asarray(self.seeds, jnp.uint32)

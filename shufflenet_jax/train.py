@@ -29,7 +29,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from shufflenet_jax import complexity
+from shufflenet_jax import aot, complexity
 from shufflenet_jax import plan as run_plan
 from shufflenet_jax import records, validate, workdir_lock
 from shufflenet_jax.models import layers, registry
@@ -339,12 +339,13 @@ def _resume(ckpt, state, workdir: Path):
 def _jit_steps(setup: TrainSetup, plan: run_plan.Plan, data_sharding, replicated):
   """The jitted train step (state donated) and eval step, batch sharded."""
   classes = plan.dataset.num_classes
-  train_step = jax.jit(
+  train_step = aot.step(
       make_train_step(setup.train_graphdef, setup.tx, classes, plan.label_smoothing),
-      in_shardings=(replicated, data_sharding), out_shardings=(replicated, replicated),
-      donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(setup.eval_graphdef, classes),
-                      in_shardings=(replicated, data_sharding), out_shardings=replicated)
+      dict(step="train", **plan.program_key()), in_shardings=(replicated, data_sharding),
+      out_shardings=(replicated, replicated), donate_argnums=(0,))
+  eval_step = aot.step(make_eval_step(setup.eval_graphdef, classes),
+                       dict(step="eval", **plan.program_key()),
+                       in_shardings=(replicated, data_sharding), out_shardings=replicated)
   return train_step, eval_step
 
 
