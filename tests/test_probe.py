@@ -31,7 +31,7 @@ def test_pooled_features_are_what_the_classifier_sees():
   assert f.shape == (images.shape[0], model.fc.kernel[...].shape[0])
   model.eval()  # no BN statistics update between the two passes
   f = probe_classifier.pooled_features(model, images)
-  logits = model(images)
+  logits = nnx.jit(lambda m, x: m(x))(model, images)
   np.testing.assert_allclose(f @ model.fc.kernel[...] + model.fc.bias[...], logits,
                              rtol=1e-5, atol=1e-5)
   assert probe_classifier.pooled_feature_sq_norm(config, "shufflenet_tiny") > 0
