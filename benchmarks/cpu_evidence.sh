@@ -22,8 +22,9 @@ harvest() {  # finished runs of every power workdir -> results/records/<sweep>/,
   $PY -m experiments.tables > /dev/null
 }
 
-run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5")
+run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5"), more flags
   local sweep=$1 widths=$2 work=runs/$1-power
+  shift 2
   mkdir -p "$work/runs"
   if [ -d "results/records/$sweep" ]; then
     for d in results/records/"$sweep"/*/; do  # the power budget's records only
@@ -32,7 +33,7 @@ run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5")
     done
   fi
   $PY main.py --config=configs/$sweep.py:power --workdir="$work" \
-    --config.sweep.width="($widths)" || echo "warning: $sweep at ${widths}x stopped ($?)"
+    --config.sweep.width="($widths)" "$@" || echo "warning: $sweep at ${widths}x stopped ($?)"
 }
 
 ( while sleep 300; do harvest; done ) &
@@ -42,5 +43,8 @@ run ablation_groups "0.25,"
 run ablation_shuffle "0.5,"
 run ablation_groups "0.5,"
 run ablation_depth "0.5,"
+# The width sweep runs config by config: seeds 0-2 of every width first (the issue's
+# minimum of 3), then the other three.
+run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0" "--config.seeds=(0, 1, 2)"
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 run ablation_shuffle "1.0,"
