@@ -6,6 +6,7 @@ Tables are built from result.json alone; everything a table states about provena
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -107,10 +108,12 @@ class MetricsWriter:
     return {k: self._last[k] for k in keys if k in self._last}
 
 
+@functools.cache
 def git_commit() -> str:
   """HEAD's short hash, with "+dirty" when a tracked file outside results/ differs from it
   (the committed records and tables under results/ change while sweeps run; the code that
-  produced a record does not)."""
+  produced a record does not). Read once per process, at its first run: a sweep that runs
+  for hours executes the code it started with, whatever is committed meanwhile."""
   try:
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=_PROJECT_ROOT,
                             capture_output=True, text=True, check=True).stdout.strip()
