@@ -344,7 +344,7 @@ def run_corrupt(reference: Path, root: Path, workers: int = 2):
 def kill_drill(reference: Path, workdir: Path, kills: int = 6, seed: int = 0) -> dict:
   """SIGKILLs the drill's short run ``kills`` times at random points (the first at a random
   moment of its start-up, the others a random 0-2 s after the attempt logs its first new
-  line), restarting it each time; then lets it finish. Returns what happened and whether
+  line, before its second), restarting it each time; then lets it finish. Returns what happened and whether
   the end is bitwise equal to ``reference``."""
   rng = random.Random(seed)
   points, attempts = [], 0
@@ -357,8 +357,11 @@ def kill_drill(reference: Path, workdir: Path, kills: int = 6, seed: int = 0) ->
     while proc.poll() is None and time.time() < deadline and (
         not points or _line_count(workdir) <= lines0):
       time.sleep(0.02)
-    if points:
-      time.sleep(rng.uniform(0, 2))
+    if points:  # a random 0-2 s more, but no further than the attempt's second new line
+      until = time.time() + rng.uniform(0, 2)  # (a fast machine would otherwise finish the
+      while (proc.poll() is None and time.time() < until  # run before the last kill)
+             and _line_count(workdir) < lines0 + 2):
+        time.sleep(0.02)
     if proc.poll() is not None:  # finished before the kill: start over from a copy
       points.append(None)
       break
@@ -546,7 +549,8 @@ def kills_section(reference: Path, workdir: Path, kills: int = 6) -> tuple[list[
   print(out, flush=True)
   return ["## Kills at random points", "",
           f"One {RUN_TEXT}, SIGKILLed {out['kills']} times at random points (the first in its "
-          f"start-up, the others a random 0-2 s into training) and restarted each time: "
+          f"start-up, the others a random 0-2 s into training, before a second new metrics "
+          f"line) and restarted each time: "
           f"{out['attempts']} starts. The end is "
           + ("**bitwise equal** to the uninterrupted run" if out["problem"] is None
              else f"**not** equal: {out['problem']}")
