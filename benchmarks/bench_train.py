@@ -106,20 +106,25 @@ class JaxCandidate:
     c.num_train_steps = 1000
     plan = run_plan.make(c, check=False)
     setup = train.init_training(plan)
-    self.state = setup.state
+    # Placed as the trainer places them: uncommitted arrays would compile the step twice,
+    # once for the first call and again for the committed state it returns.
+    data_sharding, replicated = train._shardings(plan)
+    self.state = jax.device_put(setup.state, replicated)
     rng = np.random.default_rng(seed)
     s = shape["size"]
-    self.batch = dict(
+    self.batch = jax.device_put(dict(
         image=jnp.asarray(rng.standard_normal((batch, s, s, shape["channels"]), np.float32)),
         label=jnp.asarray(rng.integers(0, shape["classes"], batch), jnp.int32),
-        mask=jnp.ones((batch,), jnp.float32))
+        mask=jnp.ones((batch,), jnp.float32)), data_sharding)
     # The trainer's steps: exported and read back when the compilation cache is on
     # (shufflenet_jax/aot.py; bench_compile's warm process), else plain jit.
     self.train_step = aot.step(
         train.make_train_step(setup.train_graphdef, setup.tx, shape["classes"], 0.0),
-        dict(step="bench train", **plan.program_key()), donate_argnums=(0,))
+        dict(step="bench train", **plan.program_key()), donate_argnums=(0,),
+        in_shardings=(replicated, data_sharding), out_shardings=(replicated, replicated))
     self.eval_step = aot.step(train.make_eval_step(setup.eval_graphdef, shape["classes"]),
-                              dict(step="bench eval", **plan.program_key()))
+                              dict(step="bench eval", **plan.program_key()),
+                              in_shardings=(replicated, data_sharding), out_shardings=replicated)
     t = time.perf_counter()
     self.run_train(1)
     self.run_eval(1)
