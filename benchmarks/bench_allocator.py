@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from shufflenet_jax import malloc
+from shufflenet_jax import malloc, records
 
 ALLOCATORS = ("tcmalloc", "system")
 
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
   med = {a: {k: statistics.median(x[k] for x in runs[a]) for k in ("ms", "sys_ms", "user_ms")}
          for a in ALLOCATORS}
   ratio = med["system"]["ms"] / med["tcmalloc"]["ms"]
-  from experiments.arm_timing import cpu_model, versions
-  from shufflenet_jax import mdtable, records
+  from experiments.arm_timing import versions
+  from shufflenet_jax import mdtable
   v = versions()
   md = [f"# JAX train step: tcmalloc vs the system malloc ({args.model}, proxy shape)", "",
         f"Medians of {args.rounds} rounds of {args.steps} steps after {args.warmup} untimed, "
@@ -130,7 +130,8 @@ def main(argv=None) -> int:
          "## Provenance", "",
          f"- {args.model}, implementation {info['tcmalloc']['impl']}, 28x28x1, small stem, "
          "batch 128, float32; synthetic inputs.",
-         f"- CPU {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+         f"- CPU {records.cpu_description()}, {os.cpu_count()} cores; "
+         f"Python {platform.python_version()}; "
          f"jax {v['jax']}, flax {v['flax']}.",
          f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
          f"command: python -m benchmarks.bench_allocator {' '.join(sys.argv[1:])}".rstrip(), ""]

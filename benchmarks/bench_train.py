@@ -1,7 +1,7 @@
 """Training- and eval-step throughput: every JAX layer implementation against PyTorch.
 
   pip install -r requirements-bench.txt            # torch==2.13.0 (benchmark only)
-  python -m benchmarks.bench_train                 # proxy shape: results/bench_train.md's runs
+  python -m benchmarks.bench_train                 # proxy shape, the five sweep ShuffleNets
   python -m benchmarks.bench_train --impls=all     # every pointwise:depthwise pair
   python -m benchmarks.bench_train --shape=imagenet --dtype=bfloat16   # on a GPU
   python -m benchmarks.bench_train --out=results/bench_train.md
@@ -39,7 +39,9 @@ from shufflenet_jax import aot, malloc, mdtable, records, timing, train
 from shufflenet_jax import plan as run_plan
 from shufflenet_jax.models import ops, registry
 
-DEFAULT_MODELS = ("shufflenet_1.0x_g3", "shufflenet_1.0x_g8", "shufflenet_0.5x_g3")
+# The sweeps' ShuffleNets (Table 1's widths at g3, and g8).
+DEFAULT_MODELS = ("shufflenet_0.25x_g3", "shufflenet_0.5x_g3", "shufflenet_1.0x_g3",
+                  "shufflenet_1.0x_g8", "shufflenet_2.0x_g3")
 SHAPES = {"proxy": dict(size=28, channels=1, classes=10, stem="small", batch=128),
           "imagenet": dict(size=224, channels=3, classes=1000, stem="imagenet", batch=32)}
 ALL_IMPLS = tuple(f"{p}:{d}" for p, d in itertools.product(ops.POINTWISE_IMPLS,
@@ -283,7 +285,7 @@ def report(md: list[str], out: str | None) -> None:
 
 
 def _table(results, args, shape, batch) -> list[str]:
-  from experiments.arm_timing import cpu_model, versions
+  from experiments.arm_timing import versions
   import platform
   torch_version = ""
   if not args.no_torch:
@@ -312,7 +314,8 @@ def _table(results, args, shape, batch) -> list[str]:
          f"- Shape: {shape['size']}x{shape['size']}x{shape['channels']}, {shape['stem']} stem, "
          f"{shape['classes']} classes, batch {batch}, {args.dtype}.",
          f"- Device: {device.platform} ({getattr(device, 'device_kind', '')}); CPU "
-         f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}.",
+         f"{records.cpu_description()}, {os.cpu_count()} cores; "
+         f"Python {platform.python_version()}.",
          f"- Libraries: jax {v['jax']}, flax {v['flax']}, optax {v.get('optax', '?')}"
          f"{torch_version}; allocator: {malloc.describe()} (shared by both frameworks).",
          f"- Commit {records.git_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

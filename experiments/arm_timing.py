@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,16 +23,6 @@ from shufflenet_jax import complexity, mdtable, paper, records as run_records
 
 NAME = "arm_timing"
 RATIO_TOLERANCE = 0.25  # the paper's ratios between ShuffleNets, reproduced within 25%
-
-
-def cpu_model() -> str:
-  try:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def versions() -> dict:
@@ -51,7 +40,8 @@ def run_id(model: str, precision: str, resolution) -> str:
 
 
 def _common(config, commit: str) -> dict:
-  return dict(kind=NAME, cpu=cpu_model(), cpu_count=os.cpu_count(), versions=versions(),
+  return dict(kind=NAME, cpu=run_records.cpu_description(), cpu_count=os.cpu_count(),
+              versions=versions(),
               git_commit=commit, config=json.loads(config.to_json_best_effort()))
 
 

@@ -125,6 +125,23 @@ def git_commit() -> str:
     return "unknown"
 
 
+def cpu_description() -> str:
+  """The CPU's model name and its vector ISA extensions: speed depends on them (e.g. int8
+  on AVX-512 VNNI), and hosts of one model name can differ."""
+  name, flags = platform.processor() or platform.machine(), []
+  try:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        name = line.split(":", 1)[1].strip()
+      elif line.startswith("flags"):
+        flags = [f for f in line.split(":", 1)[1].split()
+                 if f.startswith(("avx", "amx")) or "vnni" in f]
+        break
+  except OSError:
+    pass
+  return f"{name} ({' '.join(flags) or 'no AVX'})"
+
+
 def library_versions() -> dict:
   import flax
   import jaxlib
