@@ -1,11 +1,13 @@
-"""The same ShuffleNet v1 in PyTorch, for the training-speed benchmark only (bench_train.py).
+"""The same networks in PyTorch, for the training-speed benchmark only (bench_train.py):
+ShuffleNet v1, the Table 4 units in its skeleton and MobileNet v1.
 
-It mirrors shufflenet_jax/models/shufflenet.py layer for layer (stage widths, stem,
-ungrouped first 1x1 conv of stage 2, channel shuffle, 3x3 s2 average-pool shortcut with
-count_include_pad, BN momentum/eps, FC with bias), so both frameworks train the same
-network: tests/test_bench.py checks that the parameter counts are equal and that, with the
-JAX model's weights loaded (:func:`load_from_jax`), the logits are the same. PyTorch is not a
-dependency of the package: ``pip install -r requirements-bench.txt``.
+They mirror shufflenet_jax/models/{shufflenet,units,mobilenet}.py layer for layer (stage
+widths, stem, ungrouped first 1x1 conv of stage 2, channel shuffle, 3x3 s2 average-pool
+shortcut with count_include_pad, BN momentum/eps, FC with bias) and name their layers as
+the JAX modules do, so both frameworks train the same network: tests/test_bench.py checks
+that the parameter counts are equal and that, with the JAX model's weights loaded
+(:func:`load_from_jax`, which follows the shared names), the logits are the same. PyTorch is
+not a dependency of the package: ``pip install -r requirements-bench.txt``.
 """
 
 from __future__ import annotations
@@ -75,12 +77,115 @@ class ShuffleNet(nn.Module):
     return self.fc(x.mean((2, 3)))
 
 
-def from_registry_name(name: str, **kw) -> ShuffleNet:
-  """``shufflenet_1.0x_g3`` -> the PyTorch twin (standard depth, no SE)."""
+def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+  return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False)
+
+
+class VGGLikeUnit(nn.Module):
+  def __init__(self, cin: int, cout: int, stride: int):
+    super().__init__()
+    self.conv1, self.bn1 = _conv(cin, cout, 3, stride), _bn(cout)
+    self.conv2, self.bn2 = _conv(cout, cout, 3), _bn(cout)
+
+  def forward(self, x):
+    return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class BottleneckUnit(nn.Module):
+  def __init__(self, cin: int, cout: int, stride: int, mid: int, groups: int = 1):
+    super().__init__()
+    self.conv1, self.bn1 = _conv(cin, mid, 1), _bn(mid)
+    self.conv2, self.bn2 = _conv(mid, mid, 3, stride, groups), _bn(mid)
+    self.conv3, self.bn3 = _conv(mid, cout, 1), _bn(cout)
+    project = stride != 1 or cin != cout
+    self.proj = _conv(cin, cout, 1, stride) if project else None
+    self.bn_proj = _bn(cout) if project else None
+
+  def forward(self, x):
+    y = torch.relu(self.bn1(self.conv1(x)))
+    y = torch.relu(self.bn2(self.conv2(y)))
+    y = self.bn3(self.conv3(y))
+    return torch.relu(y + (x if self.proj is None else self.bn_proj(self.proj(x))))
+
+
+class UnitNet(nn.Module):
+  """Paper Table 4: ``kind`` units in the ShuffleNet skeleton (shufflenet_jax/models/units.py)."""
+
+  def __init__(self, kind: str, width: int, stem: str = "imagenet", num_classes: int = 1000,
+               in_channels: int = 3):
+    super().__init__()
+    from shufflenet_jax.models import units as jax_units
+    c = jax_units.stem_width(width)
+    self.conv1, self.bn1 = nn.Conv2d(in_channels, c, 3, stride=2 if stem == "imagenet" else 1,
+                                     padding=1, bias=False), _bn(c)
+    self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
+    units = []
+    for cout, repeats in zip(jax_units.stage_widths(kind, width),
+                             jax_shufflenet.STAGE_REPEATS["standard"]):
+      for i in range(repeats):
+        stride = 2 if i == 0 else 1
+        if kind == "vgg_like":
+          units.append(VGGLikeUnit(c, cout, stride))
+        elif kind == "resnet":
+          units.append(BottleneckUnit(c, cout, stride, mid=cout // 4))
+        elif kind == "resnext":
+          card = jax_units.CARDINALITY
+          units.append(BottleneckUnit(c, cout, stride, groups=card,
+                                      mid=max(card, -(-cout // 2 // card) * card)))
+        elif kind == "xception_like":
+          units.append(ShuffleUnit(c, cout, stride, groups=1, group_first=True, shuffle=False))
+        else:
+          raise ValueError(f"unit kind={kind!r}: the PyTorch reference has vgg_like, resnet, "
+                           "resnext, xception_like")
+        c = cout
+    self.units = nn.Sequential(*units)
+    self.fc = nn.Linear(c, num_classes)
+
+  def forward(self, x):
+    x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+    return self.fc(self.units(x).mean((2, 3)))
+
+
+class MobileNetV1(nn.Module):
+  """shufflenet_jax/models/mobilenet.py: blocks[i] = (depthwise, BN, pointwise, BN)."""
+
+  def __init__(self, alpha: float = 1.0, stem: str = "imagenet", num_classes: int = 1000,
+               in_channels: int = 3):
+    super().__init__()
+    from shufflenet_jax.models import mobilenet as jax_mobilenet
+    c = int(32 * alpha)
+    self.conv1, self.bn1 = nn.Conv2d(in_channels, c, 3, stride=2 if stem == "imagenet" else 1,
+                                     padding=1, bias=False), _bn(c)
+    blocks = []
+    for out, stride in jax_mobilenet.BLOCKS:
+      out = int(out * alpha)
+      blocks.append(nn.ModuleList([_conv(c, c, 3, stride, groups=c), _bn(c), _conv(c, out, 1),
+                                   _bn(out)]))
+      c = out
+    self.blocks = nn.ModuleList(blocks)
+    self.fc = nn.Linear(c, num_classes)
+
+  def forward(self, x):
+    x = torch.relu(self.bn1(self.conv1(x)))
+    for dw, bn_dw, pw, bn_pw in self.blocks:
+      x = torch.relu(bn_pw(pw(torch.relu(bn_dw(dw(x))))))
+    return self.fc(x.mean((2, 3)))
+
+
+def from_registry_name(name: str, **kw) -> nn.Module:
+  """``shufflenet_1.0x_g3``, ``unit_resnet_38``, ``mobilenet_v1_1.0`` -> the PyTorch twin
+  (ShuffleNets: standard or shallow depth, with or without the shuffle; no SE)."""
+  from shufflenet_jax.models import mobilenet as jax_mobilenet
   from shufflenet_jax.models import registry
+  from shufflenet_jax.models import units as jax_units
   constructor, args = registry.model_spec(name)
+  if constructor is jax_units.UnitNet:
+    return UnitNet(args["kind"], args["width"], **kw)
+  if constructor is jax_mobilenet.MobileNetV1:
+    return MobileNetV1(args["alpha"], **kw)
   if constructor is not jax_shufflenet.ShuffleNet:
-    raise ValueError(f"{name} is not a ShuffleNet; the PyTorch reference has only those")
+    raise ValueError(f"{name}: the PyTorch reference has ShuffleNets, the Table 4 units and "
+                     "MobileNet v1 only")
   unsupported = {k: v for k, v in args.items()
                  if k not in ("groups", "width", "depth", "shuffle") and v}
   if unsupported:
@@ -89,30 +194,29 @@ def from_registry_name(name: str, **kw) -> ShuffleNet:
                     depth=args.get("depth", "standard"), shuffle=args.get("shuffle", True), **kw)
 
 
-def load_from_jax(net: ShuffleNet, model) -> ShuffleNet:
-  """Copies a JAX ShuffleNet's parameters and BN statistics into its PyTorch twin (HWIO
-  kernels -> OIHW), so the two can be compared output for output."""
+def load_from_jax(net: nn.Module, model) -> nn.Module:
+  """Copies a JAX model's parameters and BN statistics into its PyTorch twin (HWIO kernels
+  -> OIHW), layer by layer through the names both share (``units.3.conv1`` is
+  ``model.units[3].conv1``), so the two can be compared output for output."""
   import numpy as np
 
   def put(t: torch.Tensor, a, perm=None) -> None:
     a = np.array(a)  # a writable copy
     t.data.copy_(torch.from_numpy(np.ascontiguousarray(a.transpose(perm) if perm else a)))
 
-  def conv(t_conv: nn.Conv2d, j_conv) -> None:
-    put(t_conv.weight, j_conv.kernel[...], (3, 2, 0, 1))
-
-  def bn(t_bn: nn.BatchNorm2d, j_bn) -> None:
-    for t, a in ((t_bn.weight, j_bn.scale), (t_bn.bias, j_bn.bias), (t_bn.running_mean, j_bn.mean),
-                 (t_bn.running_var, j_bn.var)):
-      put(t, a[...])
-
-  conv(net.conv1, model.conv1)
-  bn(net.bn1, model.bn1)
-  for t_unit, j_unit in zip(net.units, model.units):
-    for name in ("conv1", "dwconv", "conv2"):
-      conv(getattr(t_unit, name), getattr(j_unit, name))
-    for name in ("bn1", "bn2", "bn3"):
-      bn(getattr(t_unit, name), getattr(j_unit, name))
-  put(net.fc.weight, model.fc.kernel[...], (1, 0))
-  put(net.fc.bias, model.fc.bias[...])
+  for path, t in net.named_modules():
+    if not isinstance(t, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)):
+      continue
+    j = model
+    for part in path.split("."):
+      j = j[int(part)] if part.isdigit() else getattr(j, part)
+    if isinstance(t, nn.Conv2d):
+      put(t.weight, j.kernel[...], (3, 2, 0, 1))
+    elif isinstance(t, nn.BatchNorm2d):
+      for tt, a in ((t.weight, j.scale), (t.bias, j.bias), (t.running_mean, j.mean),
+                    (t.running_var, j.var)):
+        put(tt, a[...])
+    else:
+      put(t.weight, j.kernel[...], (1, 0))
+      put(t.bias, j.bias[...])
   return net

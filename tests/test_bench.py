@@ -21,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name,stem", [("shufflenet_0.25x_g3", "small"),
                                        ("shufflenet_0.5x_g8", "imagenet"),
-                                       ("shufflenet_0.25x_g1", "small")])
+                                       ("shufflenet_0.25x_g1", "small"),
+                                       ("unit_vgg_like_13", "small"),
+                                       ("unit_resnet_13", "imagenet"),
+                                       ("unit_resnext_13", "small"),
+                                       ("unit_xception_like_13", "small"),
+                                       ("mobilenet_v1_0.25", "small")])
 def test_torch_twin_is_the_same_network(name, stem):
   kw = dict(stem=stem, num_classes=10, in_channels=3)
   model = create_model(name, rngs=nnx.Rngs(0), **kw)
@@ -39,8 +44,8 @@ def test_torch_twin_is_the_same_network(name, stem):
 
 
 def test_torch_twin_refuses_what_it_does_not_model():
-  with pytest.raises(ValueError, match="not a ShuffleNet"):
-    torch_reference.from_registry_name("mobilenet_v1_1.0")
+  with pytest.raises(ValueError, match="ShuffleNets, the Table 4 units and MobileNet v1 only"):
+    torch_reference.from_registry_name("alexnet")
 
 
 def test_cli_rejects_an_unknown_implementation():
