@@ -72,8 +72,8 @@ def test_depthwise_impls_match_lax_reference(impl, stride, size):
 @pytest.mark.parametrize("impl", ops.POINTWISE_IMPLS)
 @pytest.mark.parametrize("stride,size,groups", [(1, 7, 16), (2, 8, 16), (2, 7, 4), (1, 5, 1)])
 def test_grouped_conv_impls_match_lax_reference(impl, stride, size, groups):
-  """ResNeXt's grouped 3x3: the sum over taps of grouped 1x1 convs equals XLA's grouped
-  convolution."""
+  """ResNeXt's grouped 3x3: im2col's batched GEMM (matmul) and the sum over taps of grouped
+  1x1 convs (the others) equal XLA's grouped convolution."""
   kx, kk = jax.random.split(jax.random.key(size + groups))
   x = jax.random.normal(kx, (2, size, size + 1, 32))
   k = jax.random.normal(kk, (3, 3, 32 // groups, 32))

@@ -179,14 +179,35 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int =
                  impl: str = "lax") -> jax.Array:
   """kxk grouped convolution, padding k//2, of NHWC ``x`` with an HWIO
   ``(k, k, C/groups, D)`` kernel (ResNeXt's 3x3). ``impl`` is a pointwise implementation:
-  ``lax`` is XLA's grouped convolution; any other sums, over the k*k taps, the grouped 1x1
-  convolution of the tap's window (:func:`pointwise_conv` with that ``impl``), which
-  avoids XLA:CPU's dense masked weight gradient of grouped convolutions."""
+  ``lax`` is XLA's grouped convolution; ``matmul`` stacks the k*k taps' windows per group
+  (im2col) and runs one batched GEMM of depth k*k*C/groups per group; any other sums, over
+  the taps, the grouped 1x1 convolution of the tap's window (:func:`pointwise_conv` with
+  that ``impl``). All avoid XLA:CPU's dense masked weight gradient of grouped convolutions;
+  im2col trains ResNeXt's cardinality-16 3x3 at 14x14 3x faster than the sum over taps on
+  a 2-core CPU (fwd + both gradients, batch 128, 48 channels: 61 vs 180 ms; XLA's 1.8 s)."""
   _check_choice("pointwise_impl", impl, POINTWISE_IMPLS)
   if impl == "lax":
     return _lax_conv(x, kernel, stride, groups)
+  if impl == "matmul":
+    return _im2col_conv(x, kernel, stride, groups)
   return _sum_over_taps(x, kernel.shape[:2], stride, lambda i, j, tap: pointwise_conv(
       tap, kernel[i:i + 1, j:j + 1], groups, impl))
+
+
+def _im2col_conv(x, kernel, stride, groups):
+  """kxk grouped convolution as a batched GEMM: (g, pixels, k*k*C/g) @ (g, k*k*C/g, D/g)."""
+  kh, kw, cg, d = kernel.shape
+  windows = jnp.stack([tap for _, _, tap in _taps(x, (kh, kw), stride)], axis=-2)
+  out_shape = (*windows.shape[:-2], d)  # (..., Ho, Wo, D)
+  m, dg = math.prod(windows.shape[:-2]), d // groups
+  if groups == 1:
+    out = windows.reshape(m, kh * kw * cg) @ kernel.reshape(kh * kw * cg, d)
+    return out.reshape(out_shape)
+  cols = windows.reshape(m, kh * kw, groups, cg).transpose(2, 0, 1, 3)
+  k = kernel.reshape(kh * kw, cg, groups, dg).transpose(2, 0, 1, 3)
+  out = jnp.einsum("gmk,gkd->gmd", cols.reshape(groups, m, kh * kw * cg),
+                   k.reshape(groups, kh * kw * cg, dg))
+  return out.transpose(1, 0, 2).reshape(out_shape)
 
 
 def _sum_over_taps(x, kernel_hw, stride, term):
