@@ -1,12 +1,13 @@
 """The paper's baselines in the same registry: complexity against their own papers."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from shufflenet_jax import complexity
-from shufflenet_jax.models import create_model
+from shufflenet_jax.models import create_model, layers
 
 # MobileNet v1 paper, Table 6 / 7: MFLOPs (multiply-adds) and millions of parameters.
 MOBILENET = {1.0: (569, 4.2), 0.75: (325, 2.6), 0.5: (149, 1.3), 0.25: (41, 0.5)}
@@ -103,3 +104,44 @@ def test_units_run_on_small_images_and_refuse_bad_arguments():
     create_model("unit_resnet_38", kind="densenet")
   with pytest.raises(ValueError, match="width=2; must be an integer >= 4 for resnext"):
     create_model("unit_resnext_38", width=2)
+
+
+def _plain_bn_act(bn, x, residual=None, relu=False, feature_axes=(-1,)):
+  """flax's BatchNorm, then the add and ReLU: what layers.batch_norm_act must equal."""
+  y = bn(x) if residual is None else bn(x) + residual
+  return jax.nn.relu(y) if relu else y
+
+
+def _unit(kind, cin, cout, stride, **kw):
+  from shufflenet_jax.models import units
+  cls = units.VGGLikeUnit if kind == "vgg_like" else units.BottleneckUnit
+  return lambda: cls(cin, cout, stride, dtype=jnp.float64, rngs=nnx.Rngs(0), **kw), cin
+
+
+@pytest.mark.parametrize("build, cin", [
+    _unit("vgg_like", 3, 8, 2),
+    _unit("resnet", 8, 16, 2, mid=4),  # the 1x1 projection shortcut
+    _unit("resnext", 16, 16, 1, mid=16, groups=16, pointwise_impl="matmul"),  # identity
+    (lambda: create_model("mobilenet_v1_0.25", rngs=nnx.Rngs(0), stem="small",
+                          in_channels=3, num_classes=10, dtype=jnp.float64), 3),
+], ids=["vgg_like", "resnet_projection", "resnext_identity", "mobilenet_v1_0.25"])
+def test_fused_bn_relu_trains_as_flax_batchnorm(build, cin, monkeypatch):
+  """The baselines' BN + ReLU (+ residual) run as layers.batch_norm_act's custom VJP: in
+  float64 the output, every parameter gradient and the updated BN statistics equal flax's
+  BatchNorm followed by the add and jax.nn.relu (swapped in as the reference)."""
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, cin), jnp.float64)
+
+    def train_once():
+      module = build()
+      module.train()
+      value, grads = nnx.value_and_grad(lambda m: jnp.sum(jnp.sin(m(x))))(module)
+      return value, grads, nnx.state(module, nnx.BatchStat)
+
+    fused = train_once()
+    monkeypatch.setattr(layers, "batch_norm_act", _plain_bn_act)
+    plain = train_once()
+  assert abs(float(fused[0]) - float(plain[0])) < 1e-9
+  for tree_f, tree_p in zip(fused[1:], plain[1:]):
+    for a, b in zip(jax.tree.leaves(tree_f), jax.tree.leaves(tree_p), strict=True):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-11)

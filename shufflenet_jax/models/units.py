@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -77,7 +76,8 @@ class VGGLikeUnit(nnx.Module):
     self.conv2, self.bn2 = layers.conv(cout, cout, 3, bias=False, **kw), layers.batch_norm(cout, dtype, rngs)
 
   def __call__(self, x):
-    return jax.nn.relu(self.bn2(self.conv2(jax.nn.relu(self.bn1(self.conv1(x))))))
+    y = layers.batch_norm_act(self.bn1, self.conv1(x), relu=True)
+    return layers.batch_norm_act(self.bn2, self.conv2(y), relu=True)
 
 
 class BottleneckUnit(nnx.Module):
@@ -98,10 +98,12 @@ class BottleneckUnit(nnx.Module):
     self.bn_proj = layers.batch_norm(cout, dtype, rngs) if project else None
 
   def __call__(self, x):
-    y = jax.nn.relu(self.bn1(self.conv1(x)))
-    y = jax.nn.relu(self.bn2(self.conv2(y)))
-    y = self.bn3(self.conv3(y))
-    return jax.nn.relu(y + (x if self.proj is None else self.bn_proj(self.proj(x))))
+    # BN + ReLU (+ the residual add) as layers.batch_norm_act's one custom-VJP function in
+    # training: the same numbers as flax's BatchNorm and jax.nn.relu (tests/test_baselines.py).
+    y = layers.batch_norm_act(self.bn1, self.conv1(x), relu=True)
+    y = layers.batch_norm_act(self.bn2, self.conv2(y), relu=True)
+    shortcut = x if self.proj is None else layers.batch_norm_act(self.bn_proj, self.proj(x))
+    return layers.batch_norm_act(self.bn3, self.conv3(y), residual=shortcut, relu=True)
 
 
 # Unit types added at run time (docs/extending.md): kind -> builder.
