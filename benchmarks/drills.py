@@ -344,8 +344,8 @@ def run_corrupt(reference: Path, root: Path, workers: int = 2):
 def kill_drill(reference: Path, workdir: Path, kills: int = 6, seed: int = 0) -> dict:
   """SIGKILLs the drill's short run ``kills`` times at random points (the first at a random
   moment of its start-up, the others a random 0-2 s after the attempt logs its first new
-  line, before its second), restarting it each time; then lets it finish. Returns what happened and whether
-  the end is bitwise equal to ``reference``."""
+  line, before its second), restarting it each time; then lets it finish. Returns what
+  happened and whether the end is bitwise equal to ``reference``."""
   rng = random.Random(seed)
   points, attempts = [], 0
   while len(points) < kills:

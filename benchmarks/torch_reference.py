@@ -126,12 +126,9 @@ class UnitNet(nn.Module):
         stride = 2 if i == 0 else 1
         if kind == "vgg_like":
           units.append(VGGLikeUnit(c, cout, stride))
-        elif kind == "resnet":
-          units.append(BottleneckUnit(c, cout, stride, mid=cout // 4))
-        elif kind == "resnext":
-          card = jax_units.CARDINALITY
-          units.append(BottleneckUnit(c, cout, stride, groups=card,
-                                      mid=max(card, -(-cout // 2 // card) * card)))
+        elif kind in ("resnet", "resnext"):
+          units.append(BottleneckUnit(c, cout, stride, jax_units.bottleneck_mid(kind, cout),
+                                      jax_units.CARDINALITY if kind == "resnext" else 1))
         elif kind == "xception_like":
           units.append(ShuffleUnit(c, cout, stride, groups=1, group_first=True, shuffle=False))
         else:

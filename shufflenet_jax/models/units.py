@@ -123,6 +123,14 @@ def register_unit(kind: str, builder, *, quantum: int = 1) -> None:
   _ADDED_UNITS[kind] = builder
 
 
+def bottleneck_mid(kind: str, cout: int) -> int:
+  """The bottleneck's channels: ``resnet`` 1:4; ``resnext`` 1:2, rounded up to a multiple
+  of the cardinality."""
+  if kind == "resnext":
+    return max(CARDINALITY, -(-cout // 2 // CARDINALITY) * CARDINALITY)
+  return cout // 4
+
+
 def make_unit(kind: str, cin: int, cout: int, stride: int, *, pointwise_impl="lax",
               depthwise_impl="lax", dtype=None, rngs: nnx.Rngs) -> nnx.Module:
   if kind in _ADDED_UNITS:
@@ -131,12 +139,12 @@ def make_unit(kind: str, cin: int, cout: int, stride: int, *, pointwise_impl="la
   if kind == "vgg_like":
     return VGGLikeUnit(cin, cout, stride, dtype=dtype, rngs=rngs)
   if kind == "resnet":
-    return BottleneckUnit(cin, cout, stride, mid=cout // 4, dtype=dtype, rngs=rngs)
+    return BottleneckUnit(cin, cout, stride, mid=bottleneck_mid(kind, cout), dtype=dtype,
+                          rngs=rngs)
   if kind == "resnext":
-    # Bottleneck ratio 1:2, rounded up to a multiple of the cardinality.
-    mid = max(CARDINALITY, -(-cout // 2 // CARDINALITY) * CARDINALITY)
-    return BottleneckUnit(cin, cout, stride, mid=mid, groups=CARDINALITY,
-                          pointwise_impl=pointwise_impl, dtype=dtype, rngs=rngs)
+    return BottleneckUnit(cin, cout, stride, mid=bottleneck_mid(kind, cout),
+                          groups=CARDINALITY, pointwise_impl=pointwise_impl, dtype=dtype,
+                          rngs=rngs)
   if kind == "xception_like":
     return ShuffleUnit(cin, cout, stride=stride, groups=1, shuffle=False,
                        pointwise_impl=pointwise_impl, depthwise_impl=depthwise_impl,
