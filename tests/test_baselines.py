@@ -135,7 +135,7 @@ def test_fused_bn_relu_trains_as_flax_batchnorm(build, cin, monkeypatch):
     def train_once():
       module = build()
       module.train()
-      value, grads = nnx.value_and_grad(lambda m: jnp.sum(jnp.sin(m(x))))(module)
+      value, grads = nnx.jit(nnx.value_and_grad(lambda m: jnp.sum(jnp.sin(m(x)))))(module)
       return value, grads, nnx.state(module, nnx.BatchStat)
 
     fused = train_once()
