@@ -12,8 +12,11 @@ Budgets (``configs/<sweep>.py:<preset>``):
            together in one vmapped program per arm, data on the device, 80 steps of batch
            64 (a twelfth of an epoch; eval on the first 5000 test images) with the
            single-run recipe, sized for `make run` <= 10 minutes with the set-up on 2 cores;
-           the table states the gap with its CI and paired test. It measures early training:
-           at 0.25x g8, 300 steps, the gap was +0.13 [-0.91, +1.17] points (p=0.76)
+           the table states the gap with its CI and paired test. It measures early training
+           and checks the pipeline: 24 pairs at 0.25x g3 put the sd of the per-seed
+           differences at 4.55 points (results/lab/finding_24seeds), so 6 pairs detect only
+           gaps >= 6.5 points; at 0.25x g8, 300 steps, the gap was +0.13 [-0.91, +1.17]
+           points (p=0.76). The powered answer is the `power` table
   quick    (default) 40 steps of batch 64 per run, eval on 2000 test images: the whole
            sweep in minutes on a 2-core CPU; checks the machinery, not the paper
   proxy    half an epoch (234 steps of batch 128) of the full Fashion-MNIST training set
