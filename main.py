@@ -77,7 +77,8 @@ def parse_flags(argv: list[str]) -> list[str]:
 def check_before_work(config, workdir: str | None, worker: str) -> None:
   """The whole config (every run of a sweep), the workdir and --worker: a ValueError naming
   the first bad setting (shufflenet_jax/validate.py)."""
-  from shufflenet_jax import validate
+  from shufflenet_jax import compile_cache, validate
+  compile_cache.max_bytes()
   if config.get("task") == "arm_timing":
     validate.check_workdir(workdir)
     return

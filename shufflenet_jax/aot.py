@@ -34,6 +34,8 @@ import jax
 from absl import logging
 from jax import export
 
+from shufflenet_jax import compile_cache
+
 ENV = "SHUFFLENET_JAX_AOT"
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -112,6 +114,7 @@ class Step:
       try:
         out_tree, blob = pickle.loads(path.read_bytes())
         exported = export.deserialize(bytearray(blob))
+        os.utime(path)  # used now: the last to be evicted (evict)
       except Exception:  # noqa: BLE001 -- an unreadable entry is rebuilt, not fatal
         exported = None
     if exported is None:
@@ -133,6 +136,9 @@ class Step:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(pickle.dumps((out_tree, exported.serialize())))
         os.replace(tmp, path)  # atomic: a concurrent process reads the old or the new file
+        cap = compile_cache.max_bytes()
+        if cap >= 0:  # an eighth of the compiled programs' cap
+          evict(path.parent, cap // 8, keep=path)
       except OSError as e:  # a full or read-only disk: this process runs it all the same
         logging.warning("aot: could not keep the exported step in %s: %s", path.parent, e)
     donated = sum(len(jax.tree.leaves(a)) for a in args[:1]) if self._donate == (0,) else 0
@@ -150,6 +156,29 @@ class Step:
   def lower(self, *args):
     leaves, program = self._program(args)
     return self._plain.lower(*args) if program is None else program[0].lower(*leaves)
+
+
+def evict(folder: Path, limit: int, keep: Path | None = None) -> list[Path]:
+  """Deletes the least recently used exported steps in ``folder`` until they take at most
+  ``limit`` bytes (never ``keep``); returns what it deleted. A process whose entry goes
+  this way rebuilds it."""
+  entries = []
+  for p in folder.glob("*.jaxexport"):
+    try:
+      st = p.stat()
+    except FileNotFoundError:  # another process evicted it meanwhile
+      continue
+    entries.append((st.st_mtime, p, st.st_size))
+  total = sum(size for _, _, size in entries)
+  deleted = []
+  for _, p, size in sorted(entries, key=lambda e: e[0]):
+    if total <= limit:
+      break
+    if p != keep:
+      p.unlink(missing_ok=True)
+      total -= size
+      deleted.append(p)
+  return deleted
 
 
 def describe() -> str:

@@ -4,8 +4,14 @@ A sweep compiles the same train step for every seed of a configuration, a resume
 compiles what the killed one compiled, and the test suite compiles the same small models
 on every invocation; with the cache each of those is compiled once per machine.
 
-Location: jax's own ``$JAX_COMPILATION_CACHE_DIR`` if set, else ``$SHUFFLENET_JAX_CACHE`` if set (``off``, ``none`` or an empty value disables the
-cache), else ``$XDG_CACHE_HOME/shufflenet-jax/xla`` (``~/.cache/shufflenet-jax/xla``).
+Location: jax's own ``$JAX_COMPILATION_CACHE_DIR`` if set, else ``$SHUFFLENET_JAX_CACHE`` if
+set (``off``, ``none`` or an empty value disables the cache), else
+``$XDG_CACHE_HOME/shufflenet-jax/xla`` (``~/.cache/shufflenet-jax/xla``).
+
+Size: ``$SHUFFLENET_JAX_CACHE_MAX_MB`` (default 4096; ``-1``: no cap) bounds the compiled
+programs (jax's own least-recently-used eviction), and an eighth of it the exported steps
+in ``aot/`` (aot.py evicts the least recently used): a machine that runs many sweeps and
+code versions keeps a bounded cache, not one that grows with every program it compiled.
 """
 
 from __future__ import annotations
@@ -14,7 +20,25 @@ import os
 from pathlib import Path
 
 ENV = "SHUFFLENET_JAX_CACHE"
+MAX_ENV = "SHUFFLENET_JAX_CACHE_MAX_MB"
+DEFAULT_MAX_MB = 4096
 _DISABLED = ("", "off", "none", "0", "false")
+
+
+def max_bytes() -> int:
+  """The cap on the compiled programs in bytes (``$SHUFFLENET_JAX_CACHE_MAX_MB``), -1 for
+  none; a ValueError names a bad value."""
+  raw = os.environ.get(MAX_ENV, "").strip()
+  if not raw:
+    return DEFAULT_MAX_MB << 20
+  try:
+    mb = int(raw)
+  except ValueError:
+    mb = 0
+  if mb < 1 and mb != -1:
+    raise ValueError(f"${MAX_ENV}={raw!r}: the compilation cache's size cap in MB, a "
+                     "positive integer, or -1 for no cap")
+  return -1 if mb == -1 else mb << 20
 
 
 def default_dir() -> Path | None:
@@ -44,4 +68,11 @@ def enable(directory: str | Path | None = None) -> Path | None:
   jax.config.update("jax_compilation_cache_dir", str(path))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  cap = max_bytes()
+  try:
+    import filelock  # noqa: F401 -- jax's eviction locks the directory with it
+  except ImportError:
+    print("warning: the compilation cache is not capped (pip install filelock)", flush=True)
+    cap = -1
+  jax.config.update("jax_compilation_cache_max_size", cap)
   return path

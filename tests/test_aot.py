@@ -2,6 +2,8 @@
 tracing it, runs the same program, and a different key, shape or environment never reuses
 another's program."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,3 +69,61 @@ def test_off_is_a_plain_jit(cache, monkeypatch):
   assert not isinstance(f, aot.Step)
   f(*_args())
   assert not cache.exists()
+
+
+def test_evict_deletes_the_least_recently_used_down_to_the_limit(tmp_path):
+  paths = [tmp_path / f"{i}.jaxexport" for i in range(5)]
+  for age, p in enumerate(paths):  # paths[0] is the newest
+    p.write_bytes(b"x" * 1000)
+    os.utime(p, (1e9 - age, 1e9 - age))
+  (tmp_path / "jit_call-cache").write_bytes(b"y" * 5000)  # jax's own: not ours to delete
+  deleted = aot.evict(tmp_path, 3000, keep=paths[4])
+  assert deleted == [paths[3], paths[2]]  # the oldest, but never `keep`
+  assert sorted(tmp_path.iterdir()) == sorted([paths[0], paths[1], paths[4],
+                                               tmp_path / "jit_call-cache"])
+  assert aot.evict(tmp_path, 10**6) == []
+
+
+def test_a_new_step_evicts_old_ones_past_an_eighth_of_the_cap(cache, monkeypatch):
+  from shufflenet_jax import compile_cache
+  monkeypatch.setenv(compile_cache.MAX_ENV, "1")  # the kept steps: at most 128 KiB
+  cache.mkdir(parents=True)
+  old = [cache / f"old{i}.jaxexport" for i in range(3)]
+  for p in old:
+    p.write_bytes(b"x" * 50_000)
+    os.utime(p, (1e9, 1e9))
+  traces = []
+  aot.step(_counting_step(traces), {"step": "t", "lr": 0.1})(*_args())
+  kept = list(cache.glob("*.jaxexport"))
+  assert len(kept) >= 2 and sum(p.stat().st_size for p in kept) <= 128 << 10
+  assert sum(p in kept for p in old) < 3
+  # the new entry survived, and is read back rather than traced
+  aot.step(_counting_step(traces), {"step": "t", "lr": 0.1})(*_args())
+  assert len(traces) == 1
+  monkeypatch.setenv(compile_cache.MAX_ENV, "-1")  # no cap: nothing goes
+  aot.step(_counting_step(traces), {"step": "t", "lr": 0.2})(*_args())
+  assert set(kept) <= set(cache.glob("*.jaxexport"))
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "lots", "1.5"])
+def test_a_bad_cache_cap_is_a_clear_error(monkeypatch, value):
+  from shufflenet_jax import compile_cache
+  monkeypatch.setenv(compile_cache.MAX_ENV, value)
+  with pytest.raises(ValueError, match=f"SHUFFLENET_JAX_CACHE_MAX_MB='{value}'.*positive "
+                                       "integer, or -1 for no cap"):
+    compile_cache.max_bytes()
+
+
+def test_the_cache_is_capped_by_default_and_on_request(tmp_path, monkeypatch):
+  from shufflenet_jax import compile_cache
+  before = (jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_max_size)
+  try:
+    monkeypatch.delenv(compile_cache.MAX_ENV, raising=False)
+    assert compile_cache.enable(tmp_path) == tmp_path
+    assert jax.config.jax_compilation_cache_max_size == 4096 << 20
+    monkeypatch.setenv(compile_cache.MAX_ENV, "-1")
+    compile_cache.enable(tmp_path)
+    assert jax.config.jax_compilation_cache_max_size == -1
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before[0])
+    jax.config.update("jax_compilation_cache_max_size", before[1])

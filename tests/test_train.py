@@ -169,6 +169,14 @@ def test_a_bad_config_is_one_line_and_exit_status_2(tmp_path, flag, message):
   assert not (tmp_path / "w").exists()
 
 
+def test_a_bad_cache_cap_is_one_line_before_any_work(tmp_path):
+  rc, out = _run_main(tmp_path / "w", env={"SHUFFLENET_JAX_CACHE_MAX_MB": "4GB"}, timeout=120)
+  assert rc == 2 and len(out.strip().splitlines()) == 1, out
+  assert out.startswith("error: $SHUFFLENET_JAX_CACHE_MAX_MB='4GB': the compilation cache's "
+                        "size cap in MB"), out
+  assert not (tmp_path / "w").exists()
+
+
 def test_missing_dataset_says_how_to_get_it(tmp_path):
   rc, out = _run_main(tmp_path / "w", "--config.dataset=cifar10",
                       f"--config.data_dir={tmp_path / 'tfds'}", timeout=120)
