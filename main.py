@@ -7,6 +7,7 @@
 Kept short on purpose: everything lives in shufflenet_jax/ and experiments/.
 """
 
+import ast
 import gc
 import logging as std_logging
 import os
@@ -53,13 +54,47 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
+MODEL_KWARGS_FLAG = "--config.model_kwargs."
+
+
+def _split_model_kwargs(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+  """``argv`` without its ``--config.model_kwargs.<name>=<value>`` (or ``... <value>``)
+  flags, and those flags as {name: value text}, in order."""
+  rest, found = [], {}
+  args = iter(argv)
+  for arg in args:
+    name, eq, value = arg[len(MODEL_KWARGS_FLAG):].partition("=")
+    if arg.startswith(MODEL_KWARGS_FLAG) and "." not in name:
+      found[name] = value if eq else next(args, "")
+    else:
+      rest.append(arg)
+  return rest, found
+
+
+def _literal(text: str):
+  """A flag's value as ml_collections reads an untyped one: a Python literal, else text."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a one-line error and exit status 2 instead of a traceback
   for a bad ``--config``: an unknown ``--config.<key>`` (ml_collections raises an
   AttributeError with a did-you-mean hint), a value of the wrong type, a config file that
-  raises (e.g. an unknown preset)."""
+  raises (e.g. an unknown preset).
+
+  ``--config.model_kwargs.<name>=<value>`` may name any argument of the model's
+  constructor (e.g. ``shuffle_order=release``), not only the fields the config file set:
+  ml_collections cannot add a field from the command line, so these are set here after
+  parsing; the run's validation (shufflenet_jax/validate.py) checks that the model takes
+  them."""
+  argv, model_kwargs = _split_model_kwargs(argv)
+  if model_kwargs:  # ml_collections reads the overrides from sys.argv itself
+    sys.argv[:] = _split_model_kwargs(sys.argv)[0]
   try:
-    return FLAGS(argv)
+    rest = FLAGS(argv)
   except (AttributeError, KeyError) as e:
     inner = e.args[0] if e.args and isinstance(e.args[0], BaseException) else e
     text = str(inner.args[0] if inner.args else inner)
@@ -72,6 +107,16 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     _fail(lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}")
+  for name, text in model_kwargs.items():
+    target = FLAGS.config.get("model_kwargs")
+    if target is None:
+      _fail(f"{MODEL_KWARGS_FLAG}{name}: the config has no field 'model_kwargs'")
+    try:  # a field the config file set keeps its type, as for any flag
+      with target.unlocked():
+        target[name] = text if isinstance(target.get(name), str) else _literal(text)
+    except TypeError as e:
+      _fail(f"{MODEL_KWARGS_FLAG}{name}={text}: {e}")
+  return rest
 
 
 def check_before_work(config, workdir: str | None, worker: str) -> None:

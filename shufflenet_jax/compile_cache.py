@@ -74,5 +74,24 @@ def enable(directory: str | Path | None = None) -> Path | None:
   except ImportError:
     print("warning: the compilation cache is not capped (pip install filelock)", flush=True)
     cap = -1
+  if cap >= 0:
+    stamp_entries(path)
   jax.config.update("jax_compilation_cache_max_size", cap)
   return path
+
+
+def stamp_entries(path: Path) -> int:
+  """Gives every compiled program in ``path`` that lacks one the last-use stamp jax's
+  eviction reads (``<key>-atime``: nanoseconds, 8 bytes little-endian): the file's mtime.
+  Entries written while the cache was uncapped have none, and jax's eviction fails on them
+  (a warning, and the new entry is not kept). Returns how many it stamped."""
+  stamped = 0
+  for entry in path.glob("*-cache"):
+    stamp = entry.with_name(entry.name.removesuffix("-cache") + "-atime")
+    try:
+      if not stamp.exists():
+        stamp.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))
+        stamped += 1
+    except OSError:  # evicted meanwhile, or a read-only cache: jax reports what it can't do
+      continue
+  return stamped

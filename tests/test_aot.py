@@ -127,3 +127,16 @@ def test_the_cache_is_capped_by_default_and_on_request(tmp_path, monkeypatch):
   finally:
     jax.config.update("jax_compilation_cache_dir", before[0])
     jax.config.update("jax_compilation_cache_max_size", before[1])
+
+
+def test_entries_from_an_uncapped_cache_get_the_stamp_eviction_reads(tmp_path):
+  from shufflenet_jax import compile_cache
+  old = tmp_path / "jit_step-abc-cache"
+  old.write_bytes(b"program")
+  os.utime(old, ns=(5 * 10**18, 5 * 10**18))
+  (tmp_path / "jit_new-def-cache").write_bytes(b"program")
+  (tmp_path / "jit_new-def-atime").write_bytes((7).to_bytes(8, "little"))
+  assert compile_cache.stamp_entries(tmp_path) == 1
+  assert int.from_bytes((tmp_path / "jit_step-abc-atime").read_bytes(), "little") == 5 * 10**18
+  assert (tmp_path / "jit_new-def-atime").read_bytes() == (7).to_bytes(8, "little")
+  assert compile_cache.stamp_entries(tmp_path) == 0

@@ -161,12 +161,28 @@ def test_unknown_config_key_fails_before_any_work(tmp_path):
     ("--config=configs/nope.py", "error: --config=configs/nope.py: [Errno 2] No such file"),
     ("--config.learning_rate=abc", "--config.learning_rate=abc: could not convert string to "
                                    "float: 'abc'"),
+    ("--config.model_kwargs.shuffle_order=bogus",
+     "error: model_kwargs.shuffle_order='bogus'; valid: paper, release"),
+    ("--config.model_kwargs.colour=3", "error: model_kwargs.colour=3; valid: an argument of "
+                                       "shufflenet_0.25x_g3: classifier_bias, concat_order,"),
 ])
 def test_a_bad_config_is_one_line_and_exit_status_2(tmp_path, flag, message):
   rc, out = _run_main(tmp_path / "w", flag, timeout=120)
   assert rc == 2 and message in out and len(out.strip().splitlines()) == 1, out
   assert "Traceback" not in out
   assert not (tmp_path / "w").exists()
+
+
+def test_any_constructor_argument_can_be_set_from_the_command_line(tmp_path):
+  """--config.model_kwargs.<name> adds an argument the config file did not set (ml_collections
+  alone refuses a new field) and keeps the type of one it did."""
+  rc, out = _run_main(tmp_path, *tiny_flags(), "--config.num_train_steps=2",
+                      "--config.model_kwargs.shuffle_order=release",
+                      "--config.model_kwargs.classifier_bias", "False",
+                      "--config.model_kwargs.stem=small", "--config.wandb.mode=disabled")
+  assert rc == 0, out
+  kwargs = json.loads((tmp_path / "config.json").read_text())["model_kwargs"]
+  assert kwargs == {"stem": "small", "shuffle_order": "release", "classifier_bias": False}
 
 
 def test_a_bad_cache_cap_is_one_line_before_any_work(tmp_path):
