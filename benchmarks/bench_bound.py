@@ -34,9 +34,11 @@ import jax  # noqa: E402
 
 from benchmarks import report  # noqa: E402
 from benchmarks.bench_train import (SHAPES, JaxCandidate, TorchCandidate,  # noqa: E402
-                                    check_impl, time_side_by_side)
+                                    add_timing_arguments, check_impl,
+                                    check_timing_arguments, parse_models,
+                                    time_side_by_side)
 from shufflenet_jax import malloc  # noqa: E402
-from shufflenet_jax.models import layers, ops, registry  # noqa: E402
+from shufflenet_jax.models import layers, ops  # noqa: E402
 
 VARIANTS = ("as is", "depthwise", "bn_act", "shuffle", "all")
 
@@ -77,21 +79,16 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m benchmarks.bench_bound", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--models", default="shufflenet_1.0x_g3,shufflenet_0.5x_g3")
-  p.add_argument("--steps", type=int, default=3, help="steps per candidate per round")
-  p.add_argument("--rounds", type=int, default=5)
-  p.add_argument("--warmup", type=int, default=2)
+  add_timing_arguments(p)
   p.add_argument("--out", help="write the markdown table here")
   args = p.parse_args(argv)
   try:
-    models = [m for m in args.models.split(",") if m]
+    models = parse_models(args.models)
     for m in models:
-      registry.model_spec(m)
       if not m.startswith("shufflenet_"):
         raise ValueError(f"--models: {m} is not a ShuffleNet; the stand-ins replace "
                          "ShuffleNet's layers")
-    if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
-      raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1, "
-                       f"--warmup={args.warmup} >= 0")
+    check_timing_arguments(args)
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
   except ImportError:
