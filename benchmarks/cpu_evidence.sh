@@ -44,7 +44,7 @@ run ablation_shuffle "0.5,"
 run ablation_groups "0.5,"
 run ablation_depth "0.5,"
 # The width sweep runs config by config: seeds 0-2 of every width first (the issue's
-# minimum of 3), then the other three.
+# minimum of 3), then Table 3's 1x rows (6 seeds), then the width sweep's other three seeds.
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0" "--config.seeds=(0, 1, 2)"
-run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 run ablation_shuffle "1.0,"
+run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
