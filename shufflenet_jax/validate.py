@@ -130,13 +130,6 @@ def check_config(config) -> None:
                       ("concat_order", catalog.CONCAT_ORDERS), ("classifier_bias", (True, False))):
     if name in model_kwargs and model_kwargs[name] not in valid:
       _fail(f"model_kwargs.{name}", model_kwargs[name], ", ".join(map(str, valid)))
-  if model_kwargs:  # every one an argument of the model's constructor
-    from shufflenet_jax.models import registry
-    accepted = registry.model_arguments(config.model)
-    unknown = sorted(set(model_kwargs) - accepted) if accepted is not None else []
-    if unknown:
-      _fail(f"model_kwargs.{unknown[0]}", model_kwargs[unknown[0]],
-            f"an argument of {config.model}: {', '.join(sorted(accepted))}")
   stem = model_kwargs.get("stem", preset.get("stem", "imagenet"))
   if stem in STEM_STRIDE and config.image_size < STEM_STRIDE[stem]:
     _fail("image_size", config.image_size, f">= {STEM_STRIDE[stem]} with the {stem!r} stem "
@@ -157,6 +150,13 @@ def check_config(config) -> None:
     if n is not None and n < config.batch_size:
       _fail("batch_size", config.batch_size, f"at most the {n} examples of train_split="
             f"{split!r}")
+  if model_kwargs:  # last: it imports the models (jax, flax), the checks above do not
+    from shufflenet_jax.models import registry
+    accepted = registry.model_arguments(config.model)
+    unknown = sorted(set(model_kwargs) - accepted) if accepted is not None else []
+    if unknown:  # every key an argument of the model's constructor
+      _fail(f"model_kwargs.{unknown[0]}", model_kwargs[unknown[0]],
+            f"an argument of {config.model}: {', '.join(sorted(accepted))}")
 
 
 def check_sweep(config, table_sweeps) -> None:
