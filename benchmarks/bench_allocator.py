@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from shufflenet_jax import malloc, records
+from shufflenet_jax import malloc, records, timing
 
 ALLOCATORS = ("tcmalloc", "system")
 
@@ -67,18 +67,17 @@ def main(argv=None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", default="shufflenet_1.0x_g3")
   p.add_argument("--impl", default="auto")
-  p.add_argument("--steps", type=int, default=3, help="steps per worker per round")
-  p.add_argument("--rounds", type=int, default=5)
-  p.add_argument("--warmup", type=int, default=1, help="untimed rounds before them")
+  timing.add_arguments(p, warmup=1, each="worker")
   p.add_argument("--out", help="write the markdown table here")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
     worker(args.model, args.impl, args.steps)
     return 0
-  if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
-    print(f"error: --steps={args.steps} and --rounds={args.rounds} must be >= 1, "
-          f"--warmup={args.warmup} >= 0", file=sys.stderr)
+  try:
+    timing.check_arguments(args)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   if malloc.find_tcmalloc() is None:
     print("error: tcmalloc is not installed (apt-get install libtcmalloc-minimal4)",

@@ -34,10 +34,8 @@ import jax  # noqa: E402
 
 from benchmarks import report  # noqa: E402
 from benchmarks.bench_train import (SHAPES, JaxCandidate, TorchCandidate,  # noqa: E402
-                                    add_timing_arguments, check_impl,
-                                    check_timing_arguments, parse_models,
-                                    time_side_by_side)
-from shufflenet_jax import malloc  # noqa: E402
+                                    check_impl, parse_models, time_side_by_side)
+from shufflenet_jax import malloc, timing  # noqa: E402
 from shufflenet_jax.models import layers, ops  # noqa: E402
 
 VARIANTS = ("as is", "depthwise", "bn_act", "shuffle", "all")
@@ -58,13 +56,15 @@ def _free_shuffle(x, groups, order="paper"):
   return x
 
 
+STAND_INS = {"depthwise": (layers, "depthwise_conv", _free_depthwise),
+             "bn_act": (layers, "batch_norm_act", _free_bn_act),
+             "shuffle": (ops, "channel_shuffle", _free_shuffle)}
+
+
 @contextlib.contextmanager
 def stand_ins(variant: str):
   """Within the block, the layers ``variant`` names are their free stand-ins."""
-  patches = {"depthwise": [(layers, "depthwise_conv", _free_depthwise)],
-             "bn_act": [(layers, "batch_norm_act", _free_bn_act)],
-             "shuffle": [(ops, "channel_shuffle", _free_shuffle)]}
-  chosen = [p for name, ps in patches.items() if variant in (name, "all") for p in ps]
+  chosen = [p for name, p in STAND_INS.items() if variant in (name, "all")]
   saved = [(mod, attr, getattr(mod, attr)) for mod, attr, _ in chosen]
   try:
     for mod, attr, fn in chosen:
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m benchmarks.bench_bound", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--models", default="shufflenet_1.0x_g3,shufflenet_0.5x_g3")
-  add_timing_arguments(p)
+  timing.add_arguments(p)
   p.add_argument("--out", help="write the markdown table here")
   args = p.parse_args(argv)
   try:
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
       if not m.startswith("shufflenet_"):
         raise ValueError(f"--models: {m} is not a ShuffleNet; the stand-ins replace "
                          "ShuffleNet's layers")
-    check_timing_arguments(args)
+    timing.check_arguments(args)
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
   except ImportError:

@@ -208,25 +208,12 @@ def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: in
   return {name: statistics.median(batch * steps / s for s in per[name]) for name in cands}
 
 
-def add_timing_arguments(p: argparse.ArgumentParser) -> None:
-  """--steps, --rounds, --warmup: how :func:`time_side_by_side` times the candidates."""
-  p.add_argument("--steps", type=int, default=3, help="steps per candidate per round")
-  p.add_argument("--rounds", type=int, default=5)
-  p.add_argument("--warmup", type=int, default=2, help="untimed rounds before them")
-
-
 def parse_models(text: str) -> list[str]:
   """A comma-separated list of registry names, each checked (ValueError: unknown)."""
   models = [m.strip() for m in text.split(",") if m.strip()]
   for m in models:
     registry.model_spec(m)
   return models
-
-
-def check_timing_arguments(args) -> None:
-  if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
-    raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1, "
-                     f"--warmup={args.warmup} >= 0")
 
 
 def main(argv=None) -> int:
@@ -241,7 +228,7 @@ def main(argv=None) -> int:
                  "'auto' or 'all' "
                  f"(the pairs {', '.join(ALL_IMPLS)}); the default: the CPU default and "
                  "its settings one at a time, and the group-major layout with them")
-  add_timing_arguments(p)
+  timing.add_arguments(p)
   p.add_argument("--no_torch", action="store_true", help="skip the PyTorch reference")
   p.add_argument("--no_eval", action="store_true", help="skip the eval-step table")
   p.add_argument("--out", help="write the markdown table here (e.g. results/bench_train.md)")
@@ -254,7 +241,7 @@ def main(argv=None) -> int:
       spec = spec.strip()
       impls += ALL_IMPLS if spec == "all" else [check_impl(spec)]
     impls = list(dict.fromkeys(impls))
-    check_timing_arguments(args)
+    timing.check_arguments(args)
     if not args.no_torch:
       try:
         import torch

@@ -25,3 +25,17 @@ def side_by_side(candidates: dict[str, Callable[[], object]], rounds: int, warmu
       if r >= 0:
         per[name].append(time.perf_counter() - t)
   return per
+
+
+def add_arguments(parser, warmup: int = 2, each: str = "candidate") -> None:
+  """--steps, --rounds, --warmup of a benchmark that times with :func:`side_by_side`."""
+  parser.add_argument("--steps", type=int, default=3, help=f"steps per {each} per round")
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--warmup", type=int, default=warmup, help="untimed rounds before them")
+
+
+def check_arguments(args) -> None:
+  """ValueError naming --steps / --rounds below 1 or --warmup below 0."""
+  if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
+    raise ValueError(f"--steps={args.steps} and --rounds={args.rounds} must be >= 1, "
+                     f"--warmup={args.warmup} >= 0")
