@@ -22,18 +22,36 @@ harvest() {  # finished runs of every power workdir -> results/records/<sweep>/,
   $PY -m experiments.tables > /dev/null
 }
 
-run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5"), more flags
-  local sweep=$1 widths=$2 work=runs/$1-power
+archive_quick() {  # a sweep's older `quick` records and tables -> results/archive/quick_1seed/
+  local sweep=$1 arch=results/archive/quick_1seed
+  [ -d "results/records/$sweep" ] || return 0
+  grep -L '"preset": "power"' results/records/"$sweep"/*/config.json 2>/dev/null | grep -q . \
+    || return 0
+  mkdir -p "$arch/records/$sweep"
+  for d in results/records/"$sweep"/*/; do
+    grep -q '"preset": "power"' "$d/config.json" || mv "$d" "$arch/records/$sweep/"
+  done
+  for ext in md csv png; do
+    [ -f "results/$sweep.$ext" ] && mv "results/$sweep.$ext" "$arch/"
+  done
+  rmdir "results/records/$sweep" 2>/dev/null
+  return 0
+}
+
+run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5"; "-": no width axis),
+  local sweep=$1 widths=$2 work=runs/$1-power  # more flags
   shift 2
   mkdir -p "$work/runs"
+  archive_quick "$sweep"
   if [ -d "results/records/$sweep" ]; then
     for d in results/records/"$sweep"/*/; do  # the power budget's records only
       grep -q '"preset": "power"' "$d/config.json" || continue
       [ -d "$work/runs/$(basename "$d")" ] || cp -r "$d" "$work/runs/"
     done
   fi
-  $PY main.py --config=configs/$sweep.py:power --workdir="$work" \
-    --config.sweep.width="($widths)" "$@" || echo "warning: $sweep at ${widths}x stopped ($?)"
+  [ "$widths" = - ] || set -- --config.sweep.width="($widths)" "$@"
+  $PY main.py --config=configs/$sweep.py:power --workdir="$work" "$@" \
+    || echo "warning: $sweep at ${widths}x stopped ($?)"
 }
 
 ( while sleep 300; do harvest; done ) &
@@ -44,7 +62,11 @@ run ablation_shuffle "0.5,"
 run ablation_groups "0.5,"
 run ablation_depth "0.5,"
 # The width sweep runs config by config: seeds 0-2 of every width first (the issue's
-# minimum of 3), then Table 3's 1x rows (6 seeds), then the width sweep's other three seeds.
+# minimum of 3), then Table 3's 1x rows (6 seeds), then Tables 5 and 4 (MobileNet, the other
+# units: their `quick` tables go to the archive) with 3 seeds, then the width sweep's other
+# three seeds.
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0" "--config.seeds=(0, 1, 2)"
 run ablation_shuffle "1.0,"
+run compare_mobilenet - "--config.seeds=(0, 1, 2)"
+run compare_units - "--config.seeds=(0, 1, 2)"
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
