@@ -3,7 +3,8 @@
   pip install -r requirements-bench.txt            # torch==2.13.0 (benchmark only)
   python -m benchmarks.bench_train                 # proxy shape, the five sweep ShuffleNets
   python -m benchmarks.bench_train --impls=all     # every pointwise:depthwise pair
-  python -m benchmarks.bench_train --shape=imagenet --dtype=bfloat16   # on a GPU
+  python -m benchmarks.bench_train --shape=imagenet --dtype=bfloat16 --bound   # on a GPU;
+                                                   # --bound: the step's memory-traffic bound
   python -m benchmarks.bench_train --out=results/bench_train.md
 
 Times, in one process and side by side (every candidate once per round, ``--rounds``
@@ -208,6 +209,30 @@ def time_side_by_side(cands: dict, kind: str, batch: int, steps: int, rounds: in
   return {name: statistics.median(batch * steps / s for s in per[name]) for name in cands}
 
 
+def step_bytes(cand: JaxCandidate) -> float:
+  """The bytes the compiled train step reads and writes: XLA's cost analysis of the
+  optimized program (every fused op's operands and outputs once: the activations, the
+  parameters, their gradients and the optimizer state), the step's memory traffic if no
+  cache held anything between ops."""
+  cost = cand.train_step.lower(cand.state, cand.batch).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["bytes accessed"])
+
+
+def copy_bandwidth(rounds: int = 10) -> float:
+  """Bytes/s of the default device streaming an array once in and once out (``x + 1`` on
+  256 MB on a CPU, 2 GB on an accelerator): the bandwidth a memory-bound step can use."""
+  n = (64 if jax.default_backend() == "cpu" else 512) << 20  # float32 elements
+  f = jax.jit(lambda a: a + 1, donate_argnums=0)  # in place: no allocation timed
+  x = f(jnp.ones((n,), jnp.float32)).block_until_ready()
+  best = float("inf")
+  for _ in range(rounds):
+    t = time.perf_counter()
+    x = f(x).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * 4 * n / best
+
+
 def parse_models(text: str) -> list[str]:
   """A comma-separated list of registry names, each checked (ValueError: unknown)."""
   models = [m.strip() for m in text.split(",") if m.strip()]
@@ -231,6 +256,9 @@ def main(argv=None) -> int:
   timing.add_arguments(p)
   p.add_argument("--no_torch", action="store_true", help="skip the PyTorch reference")
   p.add_argument("--no_eval", action="store_true", help="skip the eval-step table")
+  p.add_argument("--bound", action="store_true",
+                 help="add the train step's memory bound: its bytes accessed (XLA's cost "
+                 "analysis) at the device's measured copy bandwidth, in img/s")
   p.add_argument("--out", help="write the markdown table here (e.g. results/bench_train.md)")
   args = p.parse_args(argv)
 
@@ -258,11 +286,18 @@ def main(argv=None) -> int:
                          else shape["batch"])
   kinds = ("train",) if args.no_eval else ("train", "eval")
   results = []  # (model, candidate, kind, img/s, compile s)
+  bounds = {}  # (model, candidate) -> (GB per train step, bound img/s)
+  bandwidth = copy_bandwidth() if args.bound else 0.0
+  if args.bound:
+    print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s", flush=True)
   for model in models:
     cands = {}
     for impl in impls:
       print(f"[{model}] compiling jax {impl} ...", flush=True)
       cands[f"jax {impl}"] = JaxCandidate(model, shape, batch, args.dtype, impl)
+      if args.bound:
+        nbytes = step_bytes(cands[f"jax {impl}"])
+        bounds[(model, f"jax {impl}")] = (nbytes / 1e9, batch * bandwidth / nbytes)
     if not args.no_torch:
       cands["pytorch"] = TorchCandidate(model, shape, batch, args.dtype)
     for kind in kinds:
@@ -271,9 +306,11 @@ def main(argv=None) -> int:
         results.append((model, name, kind, ips, cands[name].compile_s))
         ref = speeds.get("pytorch")
         ratio = f"  x{ips / ref:.2f} of pytorch" if ref and name != "pytorch" else ""
+        if kind == "train" and (model, name) in bounds:
+          ratio += f"  {ips / bounds[(model, name)][1]:.0%} of its memory bound"
         print(f"[{model}] {kind:5s} {name:22s} {ips:8.1f} img/s{ratio}", flush=True)
 
-  report(_table(results, args, shape, batch), args.out)
+  report(_table(results, args, shape, batch, bounds, bandwidth), args.out)
   return 0
 
 
@@ -286,7 +323,7 @@ def report(md: list[str], out: str | None) -> None:
     print(f"wrote {out}")
 
 
-def _table(results, args, shape, batch) -> list[str]:
+def _table(results, args, shape, batch, bounds=None, bandwidth=0.0) -> list[str]:
   from experiments.arm_timing import versions
   import platform
   torch_version = ""
@@ -307,11 +344,21 @@ def _table(results, args, shape, batch) -> list[str]:
     if not rows:
       continue
     ref = {r[0]: r[3] for r in rows if r[1] == "pytorch"}
-    md += [f"## {kind} step", "", *mdtable.markdown(
-        ["model", "implementation", "img/s", "× PyTorch", "compile s"],
-        [[model, name, f"{ips:.1f}",
-          f"{ips / ref[model]:.2f}" if model in ref and name != "pytorch" else "", f"{comp:.1f}"]
-         for model, name, _, ips, comp in rows]), ""]
+    header = ["model", "implementation", "img/s", "× PyTorch", "compile s"]
+    table = [[model, name, f"{ips:.1f}",
+              f"{ips / ref[model]:.2f}" if model in ref and name != "pytorch" else "",
+              f"{comp:.1f}"] for model, name, _, ips, comp in rows]
+    if bounds and kind == "train":
+      header += ["GB accessed / step", "memory bound img/s", "% of bound"]
+      for row, (model, name, _, ips, _) in zip(table, rows):
+        gb, bound = bounds.get((model, name), (None, None))
+        row += ["", "", ""] if gb is None else [f"{gb:.2f}", f"{bound:.0f}", f"{ips / bound:.0%}"]
+    md += [f"## {kind} step", "", *mdtable.markdown(header, table), ""]
+    if bounds and kind == "train":
+      md += [f"Memory bound: the step's bytes accessed (XLA's cost analysis of the compiled "
+             f"step: every fused op's operands and outputs once) moved at the device's "
+             f"measured copy bandwidth, {bandwidth / 1e9:.1f} GB/s (`x + 1` on a large "
+             f"array); a step at 100% would be limited by memory traffic alone.", ""]
   md += ["## Provenance", "",
          f"- Shape: {shape['size']}x{shape['size']}x{shape['channels']}, {shape['stem']} stem, "
          f"{shape['classes']} classes, batch {batch}, {args.dtype}.",

@@ -17,11 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
 PRESET=${PRESET:-power}
-PY=${PYTHON:-python3}
-# What the GPU image lacks (it has jax, flax, optax, orbax): wheels carried along.
-if ! $PY -c "import ml_collections" 2>/dev/null; then
-  $PY -m pip install -q --no-index --find-links benchmarks/wheels ml_collections
-fi
+. benchmarks/gpu_env.sh  # $PY, ml_collections
 test -f data/fashion_mnist.npz || { echo "error: data/fashion_mnist.npz is missing (make gpu-bundle)" >&2; exit 2; }
 start=$(date +%s)
 SHUFFLENET_NO_TCMALLOC=1 $PY main.py --config=configs/ablation_shuffle.py:$PRESET \

@@ -81,6 +81,7 @@ SLOW = {
     "test_converted_weights_export_to_checked_tflite",
     "test_onnx_export_matches_jax_on_onnxruntime",
     "test_bench_compile_measures_a_cold_and_a_cached_process",
+    "test_the_train_step_bytes_cover_reading_and_writing_its_state",
 }
 
 
