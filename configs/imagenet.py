@@ -41,6 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   narrow = any(f"_{w}x_" in c.model for w in ("0.25", "0.5"))
   c.crop_area = (0.49, 1.0) if narrow else (0.08, 1.0)
   c.eval_resize = 256
+  c.eval_resize_method = "bicubic"  # shufflenet_jax/datasets.py: EVAL_RESIZE_METHODS
   c.cache = False
   c.shuffle_buffer = 16384
   c.batch_size = int(opts.get("batch", 1024))

@@ -50,6 +50,8 @@ MODEL_KWARGS = {"release": dict(shuffle_order="release", classifier_bias=False),
 # The input scaling each format's weights were trained with (input_pipeline.INPUT_NORMS):
 # the release feeds BGR 0-255 (its ToBGRTensor), pytorchcv RGB with ImageNet's mean/std.
 INPUT_NORM = {"release": "bgr_0_255", "imgclsmob": "mean_std"}
+# Each format's own evaluation resize (OpenCV's INTER_LINEAR; PIL's bilinear).
+EVAL_RESIZE_METHOD = {"release": "bilinear", "imgclsmob": "bilinear_antialias"}
 # BN tensors: PyTorch name -> flax nnx.BatchNorm variable
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
@@ -222,6 +224,7 @@ def converted_config(model_name: str, fmt: str = "release"):
   for k, v in MODEL_KWARGS[fmt].items():
     config.model_kwargs[k] = v
   config.input_norm = INPUT_NORM[fmt]
+  config.eval_resize_method = EVAL_RESIZE_METHOD[fmt]
   config.wandb.mode = "disabled"
   return config
 

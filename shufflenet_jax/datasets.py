@@ -31,6 +31,11 @@ class DatasetSpec:
 # How images are scaled before the model (config.input_norm, default mean_std): the dataset's
 # mean/std on [0, 1] values, or the official ShuffleNet release's BGR channels at 0-255.
 INPUT_NORMS = ("mean_std", "bgr_0_255")
+# How the eval path resizes before its center crop (config.eval_resize_method, default
+# bicubic): tf.image's bicubic; bilinear as OpenCV's INTER_LINEAR (half-pixel centers, no
+# antialiasing: the official release's evaluation); bilinear with antialiasing as PIL's
+# (torchvision's Resize on PIL images: imgclsmob / pytorchcv's evaluation).
+EVAL_RESIZE_METHODS = ("bicubic", "bilinear", "bilinear_antialias")
 
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATASETS = {

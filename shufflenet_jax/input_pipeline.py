@@ -130,13 +130,17 @@ def _random_resized_crop(image_bytes, seed, size, area_range):
   return tf.image.resize(image, [size, size], method="bicubic")
 
 
-def _center_crop(image_bytes, size, resize):
+def _center_crop(image_bytes, size, resize, method="bicubic"):
+  """The short side resized to ``resize`` (``method``: datasets.EVAL_RESIZE_METHODS), then
+  the central ``size`` x ``size`` crop."""
   image = (tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
            if image_bytes.dtype == tf.string else image_bytes)
   shape = tf.shape(image)
   scale = resize / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
   new_hw = tf.cast(tf.round(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
-  image = tf.image.resize(image, new_hw, method="bicubic")
+  antialias = method.endswith("_antialias")
+  image = tf.image.resize(image, new_hw, method=method.removesuffix("_antialias"),
+                          antialias=antialias)
   top, left = (new_hw[0] - size) // 2, (new_hw[1] - size) // 2
   return image[top:top + size, left:left + size]
 
@@ -172,7 +176,8 @@ def _eval_preprocess(config, spec: DatasetSpec):
   def fn(example):
     image = example["image"]
     if config.augment == "random_resized_crop":
-      image = _center_crop(image, size, config.eval_resize)
+      image = _center_crop(image, size, config.eval_resize,
+                           config.get("eval_resize_method", "bicubic"))
     elif image.shape[0] != size:
       image = tf.image.resize(image, [size, size])
     image = tf.reshape(tf.cast(image, tf.float32), [size, size, spec.channels])

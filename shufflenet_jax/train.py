@@ -423,8 +423,8 @@ def run_record(plan: run_plan.Plan, final_metrics: dict, facts: dict | None = No
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
   """Evaluates the newest checkpoint of the run in ``config.init_from`` (a training run, or
   weights converted by shufflenet_jax.convert) on ``config``'s eval split, no training.
-  The model, its arguments and its input scaling are the run's own (its config.json); the
-  data, the eval preprocessing and the batch are ``config``'s. Writes
+  The model, its arguments, its input scaling and its resize method are the run's own (its
+  config.json); the data, the rest of the eval preprocessing and the batch are ``config``'s. Writes
   ``workdir/config.json`` and ``workdir/result.json`` (the run record, with
   ``evaluated.init_from``) and returns the record."""
   workdir, source = Path(workdir), Path(config.init_from)
@@ -435,6 +435,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path) 
   config = ml_collections.ConfigDict(config.to_dict())  # unlocked: the fields below change
   config.model, config.model_kwargs = stored.model, stored.get("model_kwargs") or {}
   config.input_norm = stored.get("input_norm", "mean_std")
+  if "eval_resize_method" in stored:  # a converted run's: its format's own resize
+    config.eval_resize_method = stored.eval_resize_method
   plan = run_plan.make(config)
   t_start, commit = time.time(), records.git_commit()
   impls = {k: v for k, v in plan.constructor_kwargs().items() if k in run_plan.IMPL_KEYS}

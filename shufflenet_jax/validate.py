@@ -87,6 +87,8 @@ def check_config(config) -> None:
   _choice(config, "augment", AUGMENTS)
   if "input_norm" in config:
     _choice(config, "input_norm", datasets.INPUT_NORMS)
+  if "eval_resize_method" in config:
+    _choice(config, "eval_resize_method", datasets.EVAL_RESIZE_METHODS)
   if config.get("eval_only", False):
     source = Path(str(config.get("init_from", "")))
     if not str(config.get("init_from", "")) or not (source / "config.json").is_file() or not (

@@ -191,8 +191,8 @@ def test_the_complexity_tool_prints_the_release_counts(capsys):
 
 def test_imagenet_evaluation_of_converted_weights(tmp_path):
   """configs/imagenet.py:eval on a small fake ImageNet (tfds mock data): the converted
-  release model, its BGR 0-255 input scaling taken from the converted run, resize / center
-  crop; the eval loss equals the cross-entropy of the NumPy release forward pass on the
+  release model, its BGR 0-255 input scaling and bilinear resize taken from the converted
+  run, resize / center crop; the eval loss equals the cross-entropy of the NumPy release forward pass on the
   same preprocessed images, and the record names what it evaluated."""
   import ml_collections
   import tensorflow_datasets as tfds
@@ -209,6 +209,7 @@ def test_imagenet_evaluation_of_converted_weights(tmp_path):
     result = train.evaluate_checkpoint(c, tmp_path / "eval")
     same = ml_collections.ConfigDict(c.to_dict())
     same.input_norm = "bgr_0_255"
+    same.eval_resize_method = "bilinear"  # the release's (OpenCV INTER_LINEAR), not bicubic
     batches = list(input_pipeline.eval_dataset(same)[0].as_numpy_iterator())
   keep = np.concatenate([b["mask"] for b in batches]) > 0
   images = np.concatenate([b["image"] for b in batches])[keep]
@@ -224,6 +225,7 @@ def test_imagenet_evaluation_of_converted_weights(tmp_path):
   assert result["evaluated"] == {"init_from": str(run), "checkpoint_step": 0}
   stored = json.loads((tmp_path / "eval" / "config.json").read_text())
   assert stored["input_norm"] == "bgr_0_255" and stored["model"] == "shufflenet_0.5x_g3"
+  assert stored["eval_resize_method"] == "bilinear"
 
 
 def test_a_pytorch_checkpoint_is_read_directly_where_torch_is_installed(tmp_path):

@@ -259,6 +259,50 @@ def test_imagenet_input_path_with_mock_data():
     assert sum(m.sum() for m in masks) == 20
 
 
+def _bilinear_half_pixel(image, h, w):
+  """OpenCV's INTER_LINEAR (the release's eval resize) in NumPy: half-pixel centers,
+  source coordinates clamped to the image, no antialiasing."""
+  def taps(n_out, n_in):
+    src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    return lo, np.minimum(lo + 1, n_in - 1), src - lo
+  y0, y1, fy = taps(h, image.shape[0])
+  x0, x1, fx = taps(w, image.shape[1])
+  rows = image[y0] * (1 - fy)[:, None, None] + image[y1] * fy[:, None, None]
+  return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+
+
+@pytest.mark.parametrize("size", [(37, 50), (300, 260)])  # up- and downscaled to 64 / 72
+def test_eval_resize_methods_match_opencv_and_pil(size):
+  """The eval center crop's resize: ``bilinear`` is OpenCV's INTER_LINEAR (the official
+  release's evaluation), ``bilinear_antialias`` PIL's bilinear (imgclsmob's, through
+  torchvision), ``bicubic`` differs from both; a bad name is a one-line config error."""
+  import tensorflow as tf
+  from PIL import Image
+
+  from configs import imagenet
+  from shufflenet_jax import validate
+  image = np.random.default_rng(0).uniform(0, 255, (*size, 3)).astype(np.float32)
+  short = 72
+  h, w = (round(size[0] * short / min(size)), round(size[1] * short / min(size)))
+  top, left = (h - 64) // 2, (w - 64) // 2
+
+  def crop(method):
+    return input_pipeline._center_crop(tf.constant(image), 64, short, method).numpy()
+
+  want = _bilinear_half_pixel(image, h, w)[top:top + 64, left:left + 64]
+  np.testing.assert_allclose(crop("bilinear"), want, atol=1e-2)  # float32 coordinates
+  pil = np.stack([np.asarray(Image.fromarray(image[..., c], mode="F").resize(
+      (w, h), Image.BILINEAR)) for c in range(3)], -1)[top:top + 64, left:left + 64]
+  assert np.abs(crop("bilinear_antialias") - pil).max() < 0.5  # of 0-255
+  assert np.abs(crop("bicubic") - want).max() > 1
+  c = imagenet.get_config()
+  c.eval_resize_method = "lanczos"
+  with pytest.raises(ValueError, match="eval_resize_method='lanczos'; valid: bicubic, "
+                     "bilinear, bilinear_antialias"):
+    validate.check_config(c)
+
+
 def test_train_stream_is_deterministic_and_resumable():
   c = tiny_config()
   full = list(input_pipeline.train_dataset(c).take(5).as_numpy_iterator())
