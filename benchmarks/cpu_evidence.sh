@@ -25,8 +25,9 @@ harvest() {  # finished runs of every power workdir -> results/records/<sweep>/,
 archive_quick() {  # a sweep's older `quick` records and tables -> results/archive/quick_1seed/
   local sweep=$1 arch=results/archive/quick_1seed
   [ -d "results/records/$sweep" ] || return 0
-  grep -L '"preset": "power"' results/records/"$sweep"/*/config.json 2>/dev/null | grep -q . \
-    || return 0
+  local stale  # (not grep -L | grep -q: under pipefail, grep -L's SIGPIPE reads as "none")
+  stale=$(grep -L '"preset": "power"' results/records/"$sweep"/*/config.json 2>/dev/null)
+  [ -n "$stale" ] || return 0
   mkdir -p "$arch/records/$sweep"
   for d in results/records/"$sweep"/*/; do
     grep -q '"preset": "power"' "$d/config.json" || mv "$d" "$arch/records/$sweep/"
