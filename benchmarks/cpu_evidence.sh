@@ -16,6 +16,10 @@ harvest() {  # finished runs of every power workdir -> results/records/<sweep>/,
     for d in "$src"/*/; do
       [ -f "$d/result.json" ] || continue
       dst="results/records/$sweep/$(basename "$d")"
+      if [ -f "$dst/config.json" ] && ! grep -q '"preset": "power"' "$dst/config.json"; then
+        echo "warning: $dst holds another budget's record (same run id); not overwritten" >&2
+        continue
+      fi
       mkdir -p "$dst" && cp "$d/result.json" "$d/config.json" "$dst/"
     done
   done
