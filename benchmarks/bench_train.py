@@ -156,6 +156,8 @@ class TorchCandidate:
     net = torch_reference.from_registry_name(model, stem=shape["stem"],
                                              num_classes=shape["classes"],
                                              in_channels=shape["channels"])
+    if self.device == "cuda":  # as a PyTorch user would time convolutions on a GPU
+      torch.backends.cudnn.benchmark = True
     self.net = net.to(self.device).to(memory_format=torch.channels_last)
     self.opt = torch.optim.SGD(self.net.parameters(), lr=0.01, momentum=0.9, weight_decay=4e-5)
     s = shape["size"]

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Everything this project runs on a lent GPU machine, in one device call that fits a 15-minute
+# device budget: benchmarks/gpu_train.sh first (issue 29's item 4: 1x g3 at 224x224, batch
+# 256, float32 and bfloat16, JAX vs PyTorch vs the memory bound), then
+# benchmarks/gpu_ablation.sh (the powered Table 3) until DEADLINE seconds after the start;
+# the runs finished by then are kept in $WORK (default runs/gpu_work; the runner resumes from
+# them). What comes back fits the device tool's limits (at most 8 files, 2 folders deep):
+#   $OUT/gpu_session.log, $OUT/bench_train_gpu_{float32,bfloat16}.md,
+#   $OUT/ablation_records.tgz (records/ablation_shuffle/<run id>/{result,config}.json)
+# Device call (carry data and benchmarks/wheels; `make gpu-bundle` makes both):
+#   WORK=/tmp/gpu_work benchmarks/gpu_session.sh       (timeout_s 600; DEADLINE default 540)
+# then here: tar xzf <files_at>/ablation_records.tgz -C results/ --transform
+# 's,^records/,records_gpu/,' and build the table (gpu_ablation.sh's header says how).
+# A CPU check: DEADLINE=120 TRAIN_FLAGS="--batch=2 --steps=1 --rounds=1 --warmup=0" \
+#   ABLATION_FLAGS=--config.num_train_steps=2 PRESET=finding OUT=/tmp/gs WORK=/tmp/gw \
+#   benchmarks/gpu_session.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OUT=${OUT:-runs/gpu}
+WORK=${WORK:-runs/gpu_work}  # the ablation's workdir: checkpoints and runs, not sent back
+DEADLINE=${DEADLINE:-540}
+TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-280}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/gpu_session.log") 2>&1
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start )); }
+echo "== $(date -u +%FT%TZ) on $(hostname); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
+${PYTHON:-python3} -c "import jax, flax, optax, orbax.checkpoint as oc, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'torch', torch.__version__, jax.devices())" || true
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.5}  # torch shares the GPU
+# shellcheck disable=SC2086
+timeout --kill-after=10 "$TRAIN_TIMEOUT" benchmarks/gpu_train.sh --steps=20 --rounds=5 ${TRAIN_FLAGS:-}
+echo "== gpu_train.sh: rc $? at $(elapsed) s"
+left=$(( DEADLINE - $(elapsed) ))
+if [ "$left" -gt 30 ]; then
+  # shellcheck disable=SC2086
+  OUT=$WORK timeout --kill-after=10 "$left" benchmarks/gpu_ablation.sh ${ABLATION_FLAGS:-}
+  echo "== gpu_ablation.sh: rc $? at $(elapsed) s (124: stopped at the deadline)"
+else
+  echo "== gpu_ablation.sh: skipped, ${left} s left"
+fi
+n=0
+pack=$(mktemp -d)
+for d in "$WORK"/ablation_shuffle/runs/*/; do
+  [ -f "$d/result.json" ] || continue
+  name=$(basename "$d"); mkdir -p "$pack/records/ablation_shuffle/$name"
+  cp "$d/result.json" "$d/config.json" "$pack/records/ablation_shuffle/$name/"; n=$((n + 1))
+done
+[ "$n" -gt 0 ] && tar czf "$OUT/ablation_records.tgz" -C "$pack" records
+rm -rf "$pack"
+echo "== $n finished ablation runs packed; done in $(elapsed) s"
