@@ -7,9 +7,8 @@
 # then run this script on the GPU machine from the repository root (the device tool:
 # carry data/ and benchmarks/wheels/). Records land in $OUT/records/ablation_shuffle/
 # (default $OUT: runs/gpu), each naming the GPU in its device field; copy them into
-# results/records_gpu/ablation_shuffle/ and rebuild the table with
-#   python -m experiments.tables --records results/records_gpu/ablation_shuffle \
-#       --sweep ablation_shuffle --out results/gpu
+# results/gpu/records/ablation_shuffle/ and rebuild the table with
+#   python -m experiments.tables --records results/gpu/records --out results/gpu
 #
 # Budget: PRESET (default power: one epoch per run) and the extra flags in "$@"; a CPU
 # check of the script: PRESET=finding benchmarks/gpu_ablation.sh --config.num_train_steps=2
@@ -20,6 +19,13 @@ PRESET=${PRESET:-power}
 . benchmarks/gpu_env.sh  # $PY, ml_collections
 test -f data/fashion_mnist.npz || { echo "error: data/fashion_mnist.npz is missing (make gpu-bundle)" >&2; exit 2; }
 start=$(date +%s)
+# Runs a GPU session already committed (results/gpu/records/, same preset) are not trained
+# again: copied into the workdir, the runner skips them.
+mkdir -p "$OUT/ablation_shuffle/runs"
+for d in results/gpu/records/ablation_shuffle/*/; do
+  [ -f "$d/config.json" ] && grep -q "\"preset\": \"$PRESET\"" "$d/config.json" || continue
+  [ -d "$OUT/ablation_shuffle/runs/$(basename "$d")" ] || cp -r "$d" "$OUT/ablation_shuffle/runs/"
+done
 SHUFFLENET_NO_TCMALLOC=1 $PY main.py --config=configs/ablation_shuffle.py:$PRESET \
   --workdir="$OUT/ablation_shuffle" --config.data_on_device=True \
   --config.seeds_per_program=6 --config.data_dir="$PWD/data" \

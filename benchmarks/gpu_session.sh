@@ -9,8 +9,9 @@
 #   $OUT/ablation_records.tgz (records/ablation_shuffle/<run id>/{result,config}.json)
 # Device call (carry data and benchmarks/wheels; `make gpu-bundle` makes both):
 #   WORK=/tmp/gpu_work benchmarks/gpu_session.sh       (timeout_s 600; DEADLINE default 540)
-# then here: tar xzf <files_at>/ablation_records.tgz -C results/ --transform
-# 's,^records/,records_gpu/,' and build the table (gpu_ablation.sh's header says how).
+# then here: tar xzf <files_at>/ablation_records.tgz -C results/gpu/ (records/ablation_shuffle/)
+# and python -m experiments.tables --records results/gpu/records --out results/gpu; the
+# bench tables go to results/ as they are. Committed GPU records are not trained again.
 # A CPU check: DEADLINE=120 TRAIN_FLAGS="--batch=2 --steps=1 --rounds=1 --warmup=0" \
 #   ABLATION_FLAGS=--config.num_train_steps=2 PRESET=finding OUT=/tmp/gs WORK=/tmp/gw \
 #   benchmarks/gpu_session.sh
