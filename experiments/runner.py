@@ -102,8 +102,10 @@ def summary(md_path: Path) -> str:
 
 
 # What a finished run must share with the sweep's run of the same id to count as done.
+# data_on_device: the two pipelines draw different epoch orders and crops for a seed, so a
+# run of the other one would not pair with this sweep's arms.
 _SAME = ("model", "seed", "dataset", "preset", "num_epochs", "num_train_steps", "batch_size",
-         "learning_rate", "image_size", "train_split", "eval_split")
+         "learning_rate", "image_size", "train_split", "eval_split", "data_on_device")
 
 
 def finished(run, workdir: Path) -> bool:

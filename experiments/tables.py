@@ -183,6 +183,8 @@ def provenance(records: list[dict]) -> list[str]:
          if c.get("classifier_lr_scale", 1.0) != 1.0 else "")
       + f"{c.get('dtype', 'float32')}"
       for c in cfgs})
+  pipelines = sorted({"on the device, drawn from (seed, step) (shufflenet_jax/device_data.py)"
+                      if c.get("data_on_device") else "tf.data on the host" for c in cfgs})
   devices = sorted({f"{r['device']['device_count']}x {r['device']['device_kind']} "
                     f"({r['device']['platform']})" for r in records})
   commits = sorted({r["git_commit"] for r in records})
@@ -197,6 +199,10 @@ def provenance(records: list[dict]) -> list[str]:
       f"- What the budget reached: {reached:.2f}% top-1 error on average over the "
       f"{len(records)} runs.",
       f"- Recipe: SGD, linear decay to 0; {'; '.join(recipes)}.",
+      f"- Data pipeline: {'; '.join(pipelines)}."
+      + (" **Mixed:** the two pipelines give a seed different epoch orders and crops, so runs "
+         "of different pipelines are not paired by their seed; build the table from one "
+         "pipeline's records." if len(pipelines) > 1 else ""),
       f"- Device: {'; '.join(devices)}. Libraries: {'; '.join(versions)}.",
       f"- Commit(s): {', '.join(commits)}. Runs finished {dates[0]} .. {dates[-1]}.",
       "- MFLOPs are the architecture at 224x224 with the ImageNet stem (the paper's count), "

@@ -218,6 +218,32 @@ def test_a_finished_run_of_another_budget_is_refused_not_skipped(tmp_path):
     runner.run_sweep(c, tmp_path)
 
 
+def test_a_finished_run_of_the_other_data_pipeline_is_refused(tmp_path):
+  """tf.data and the on-device pipeline give a seed different data: a record of the other
+  one would not pair with this sweep's arms, so it is not counted as this sweep's run."""
+  import json
+  c = _tiny_sweep()
+  run = sweep.expand(c)[0]
+  workdir = tmp_path / "runs" / run.run_id
+  workdir.mkdir(parents=True)
+  config = json.loads(run.config.to_json_best_effort())
+  config["data_on_device"] = not run.config.data_on_device
+  (workdir / "result.json").write_text(json.dumps({"config": config}))
+  with pytest.raises(ValueError, match=rf"data_on_device={config['data_on_device']} differ"):
+    runner.run_sweep(c, tmp_path)
+
+
+def test_provenance_names_the_data_pipeline_and_flags_a_mix():
+  import json
+  path = next((ROOT / "results" / "records").rglob("result.json"))
+  host, device = json.loads(path.read_text()), json.loads(path.read_text())
+  host["config"]["data_on_device"], device["config"]["data_on_device"] = False, True
+  line = lambda recs: [l for l in tables.provenance(recs) if l.startswith("- Data pipeline")]
+  assert line([host]) == ["- Data pipeline: tf.data on the host."]
+  assert "device_data.py" in line([device])[0] and "Mixed" not in line([device])[0]
+  assert "**Mixed:**" in line([host, device])[0]
+
+
 def test_tables_refuse_records_of_mixed_budgets():
   import json
   records = [json.loads(p.read_text()) for p in
