@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything this project runs on a lent GPU machine, in one device call that fits a 15-minute
 # device budget: benchmarks/gpu_train.sh first (issue 29's item 4: 1x g3 at 224x224, batch
-# 256, float32 and bfloat16, JAX vs PyTorch vs the memory bound), then
+# 256, float32 and bfloat16, JAX vs PyTorch vs the memory bound; skipped once its tables
+# are committed, see TRAIN below), then
 # benchmarks/gpu_ablation.sh (the powered Table 3) until DEADLINE seconds after the start;
 # the runs finished by then are kept in $WORK (default runs/gpu_work; the runner resumes from
 # them). What comes back fits the device tool's limits (at most 8 files, 2 folders deep):
@@ -12,7 +13,7 @@
 # then here: tar xzf <files_at>/ablation_records.tgz -C results/gpu/ (records/ablation_shuffle/)
 # and python -m experiments.tables --records results/gpu/records --out results/gpu; the
 # bench tables go to results/ as they are. Committed GPU records are not trained again.
-# A CPU check: DEADLINE=120 TRAIN_FLAGS="--batch=2 --steps=1 --rounds=1 --warmup=0" \
+# A CPU check: TRAIN=1 DEADLINE=120 TRAIN_FLAGS="--batch=2 --steps=1 --rounds=1 --warmup=0" \
 #   ABLATION_FLAGS=--config.num_train_steps=2 PRESET=finding OUT=/tmp/gs WORK=/tmp/gw \
 #   benchmarks/gpu_session.sh
 set -uo pipefail
@@ -29,9 +30,20 @@ echo "== $(date -u +%FT%TZ) on $(hostname); commit $(git rev-parse --short HEAD 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
 ${PYTHON:-python3} -c "import jax, flax, optax, orbax.checkpoint as oc, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'torch', torch.__version__, jax.devices())" || true
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.5}  # torch shares the GPU
-# shellcheck disable=SC2086
-timeout --kill-after=10 "$TRAIN_TIMEOUT" benchmarks/gpu_train.sh --steps=20 --rounds=5 ${TRAIN_FLAGS:-}
-echo "== gpu_train.sh: rc $? at $(elapsed) s"
+# TRAIN=auto (default): the train-step benchmark only while its tables are not committed
+# (results/bench_train_gpu_*.md); TRAIN=1 always, TRAIN=0 never.
+TRAIN=${TRAIN:-auto}
+if [ "$TRAIN" = auto ]; then
+  TRAIN=1
+  [ -f results/bench_train_gpu_float32.md ] && [ -f results/bench_train_gpu_bfloat16.md ] && TRAIN=0
+fi
+if [ "$TRAIN" = 1 ]; then
+  # shellcheck disable=SC2086
+  timeout --kill-after=10 "$TRAIN_TIMEOUT" benchmarks/gpu_train.sh --steps=20 --rounds=5 ${TRAIN_FLAGS:-}
+  echo "== gpu_train.sh: rc $? at $(elapsed) s"
+else
+  echo "== gpu_train.sh: skipped (its tables are committed; TRAIN=1 runs it again)"
+fi
 left=$(( DEADLINE - $(elapsed) ))
 if [ "$left" -gt 30 ]; then
   # shellcheck disable=SC2086

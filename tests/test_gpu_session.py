@@ -64,3 +64,11 @@ def test_gpu_session_packs_finished_runs_and_resumes_committed_ones(tmp_path):
   assert packed == [f"records/ablation_shuffle/{run}/{f}" for run in ("done-seed0", "new-seed0")
                     for f in ("config.json", "result.json")]
   assert "2 finished ablation runs packed" in (out / "gpu_session.log").read_text()
+  # once its tables are committed, the train-step benchmark is not run again
+  for dtype in ("float32", "bfloat16"):
+    (repo / "results" / f"bench_train_gpu_{dtype}.md").write_text("committed")
+  log.unlink()
+  shutil.rmtree(out)
+  subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=repo, env=env, check=True,
+                 capture_output=True, text=True, timeout=120)
+  assert "bench_train" not in log.read_text() and "main.py" in log.read_text()
