@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import report
-from shufflenet_jax import mdtable
+from shufflenet_jax import malloc, mdtable
 
 DEFAULT_MODELS = ("shufflenet_0.25x_g3", "shufflenet_0.5x_g3", "shufflenet_1.0x_g3",
                   "shufflenet_1.0x_g8", "shufflenet_2.0x_g3", "mobilenet_v1_1.0")
@@ -111,10 +111,12 @@ def main(argv=None) -> int:
         "benchmarks/bench_compile.py says what is timed.",
         "",
         *mdtable.markdown(header, rows), "",
-        report.provenance("benchmarks.bench_compile", argv), ""]
+        report.provenance("benchmarks.bench_compile", argv,
+                          f"; allocator: {malloc.describe()} (the trainer's)"), ""]
   report.emit(md, args.out)
   return 0
 
 
 if __name__ == "__main__":
+  malloc.reexec_with_tcmalloc()  # the timing processes inherit it, as main.py's steps run on it
   sys.exit(main())
