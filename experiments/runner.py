@@ -104,8 +104,11 @@ def summary(md_path: Path) -> str:
 # What a finished run must share with the sweep's run of the same id to count as done.
 # data_on_device: the two pipelines draw different epoch orders and crops for a seed, so a
 # run of the other one would not pair with this sweep's arms.
+# exact_epochs likewise; a record without the field predates it and repeated, then shuffled.
 _SAME = ("model", "seed", "dataset", "preset", "num_epochs", "num_train_steps", "batch_size",
-         "learning_rate", "image_size", "train_split", "eval_split", "data_on_device")
+         "learning_rate", "image_size", "train_split", "eval_split", "data_on_device",
+         "exact_epochs")
+_MISSING_MEANS = {"exact_epochs": False}
 
 
 def finished(run, workdir: Path) -> bool:
@@ -115,7 +118,9 @@ def finished(run, workdir: Path) -> bool:
   if not path.exists():
     return False
   done = json.loads(path.read_text()).get("config", {})
-  differ = [k for k in _SAME if k in done and done[k] != run.config.get(k)]
+  done = {**_MISSING_MEANS, **done}
+  differ = [k for k in _SAME
+            if k in done and done[k] != run.config.get(k, _MISSING_MEANS.get(k))]
   if differ:
     raise ValueError(f"{workdir} holds a finished run whose " + ", ".join(
         f"{k}={done[k]!r}" for k in differ) + " differ from this sweep's (" + ", ".join(

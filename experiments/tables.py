@@ -183,8 +183,11 @@ def provenance(records: list[dict]) -> list[str]:
          if c.get("classifier_lr_scale", 1.0) != 1.0 else "")
       + f"{c.get('dtype', 'float32')}"
       for c in cfgs})
-  pipelines = sorted({"on the device, drawn from (seed, step) (shufflenet_jax/device_data.py)"
-                      if c.get("data_on_device") else "tf.data on the host" for c in cfgs})
+  pipelines = sorted({
+      "on the device, drawn from (seed, step) (shufflenet_jax/device_data.py)"
+      if c.get("data_on_device") else "tf.data on the host, exact epochs"
+      if c.get("exact_epochs") else "tf.data on the host, repeated then shuffled (inexact "
+      "epochs: one of Fashion-MNIST holds ~77% of the images)" for c in cfgs})
   devices = sorted({f"{r['device']['device_count']}x {r['device']['device_kind']} "
                     f"({r['device']['platform']})" for r in records})
   commits = sorted({r["git_commit"] for r in records})

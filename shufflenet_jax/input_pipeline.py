@@ -237,8 +237,12 @@ def train_dataset(config, *, start_step: int = 0,
                           read_config=tfds.ReadConfig(shuffle_seed=config.seed))
   if config.get("cache", True):
     ds = ds.cache()
-  ds = ds.repeat().shuffle(config.shuffle_buffer, seed=config.seed,
-                           reshuffle_each_iteration=True)
+  if config.get("exact_epochs", False):  # every example once per epoch (configs/default.py)
+    ds = ds.shuffle(config.shuffle_buffer, seed=config.seed,
+                    reshuffle_each_iteration=True).repeat()
+  else:
+    ds = ds.repeat().shuffle(config.shuffle_buffer, seed=config.seed,
+                             reshuffle_each_iteration=True)
   ds = ds.enumerate().skip(start_step * config.batch_size)
   ds = _take_rows(ds, rows, config.batch_size)
   ds = ds.map(_train_preprocess(config, spec, config.seed), num_parallel_calls=tf.data.AUTOTUNE)

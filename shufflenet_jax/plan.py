@@ -28,7 +28,7 @@ IMPL_KEYS = ("pointwise_impl", "depthwise_impl", "pool_impl", "materialize_units
 _NOT_IN_PROGRAM = frozenset({
     "seed", "seeds", "seeds_per_program", "wandb", "log_every_steps", "eval_every_steps",
     "checkpoint_every_steps", "init_from", "train_split", "eval_split", "shuffle_buffer",
-    "cache"})
+    "exact_epochs", "cache"})
 
 
 @dataclasses.dataclass(frozen=True)

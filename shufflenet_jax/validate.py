@@ -96,6 +96,8 @@ def check_config(config) -> None:
       _fail("init_from", config.get("init_from", ""), "a run directory with config.json and "
             "checkpoints/ (a training run, or python -m shufflenet_jax.convert's output)")
   _choice(config, "dtype", DTYPES)
+  if not isinstance(config.get("exact_epochs", False), bool):
+    _fail("exact_epochs", config.exact_epochs, "True or False")
   _choice(config, "pointwise_impl", ("auto",) + catalog.POINTWISE_IMPLS)
   _choice(config, "depthwise_impl", ("auto",) + catalog.DEPTHWISE_IMPLS)
   _choice(config, "pool_impl", ("auto",) + catalog.POOL_IMPLS)

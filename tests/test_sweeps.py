@@ -231,6 +231,14 @@ def test_a_finished_run_of_the_other_data_pipeline_is_refused(tmp_path):
   (workdir / "result.json").write_text(json.dumps({"config": config}))
   with pytest.raises(ValueError, match=rf"data_on_device={config['data_on_device']} differ"):
     runner.run_sweep(c, tmp_path)
+  # tf.data's two epoch orders likewise; a record without the field repeated, then shuffled
+  del config["exact_epochs"]
+  config["data_on_device"] = run.config.data_on_device
+  (workdir / "result.json").write_text(json.dumps({"config": config}))
+  c.exact_epochs = True
+  with pytest.raises(ValueError, match=r"exact_epochs=False differ from this sweep's "
+                                       r"\(exact_epochs=True\)"):
+    runner.run_sweep(c, tmp_path)
 
 
 def test_provenance_names_the_data_pipeline_and_flags_a_mix():
@@ -239,7 +247,10 @@ def test_provenance_names_the_data_pipeline_and_flags_a_mix():
   host, device = json.loads(path.read_text()), json.loads(path.read_text())
   host["config"]["data_on_device"], device["config"]["data_on_device"] = False, True
   line = lambda recs: [l for l in tables.provenance(recs) if l.startswith("- Data pipeline")]
-  assert line([host]) == ["- Data pipeline: tf.data on the host."]
+  assert line([host]) == ["- Data pipeline: tf.data on the host, repeated then shuffled "
+                          "(inexact epochs: one of Fashion-MNIST holds ~77% of the images)."]
+  host["config"]["exact_epochs"] = True
+  assert line([host]) == ["- Data pipeline: tf.data on the host, exact epochs."]
   assert "device_data.py" in line([device])[0] and "Mixed" not in line([device])[0]
   assert "**Mixed:**" in line([host, device])[0]
 

@@ -315,6 +315,21 @@ def test_train_stream_is_deterministic_and_resumable():
     np.testing.assert_array_equal(a["label"], b["label"])
 
 
+def test_exact_epochs_draw_every_training_image_once_per_epoch():
+  """exact_epochs=True (shuffle, then repeat): each epoch is a permutation of the split, also
+  from a resumed step; the default (repeat, then shuffle) draws some images twice."""
+  def epoch_images(exact, start_step=0):
+    c = tiny_config(train_split="train[:64]", batch_size=16, shuffle_buffer=64,
+                    crop_padding=0, exact_epochs=exact)  # no crop: only the flip to undo
+    batches = input_pipeline.train_dataset(c, start_step=start_step).take(4 - start_step)
+    return [min(x.tobytes(), x[:, ::-1].tobytes())
+            for b in batches.as_numpy_iterator() for x in b["image"]]
+  exact = epoch_images(True)
+  assert len(exact) == len(set(exact)) == 64
+  assert epoch_images(True, start_step=2) == exact[32:]
+  assert len(set(epoch_images(False))) < 64
+
+
 def test_eval_counts_every_example_once_on_any_process_count():
   c = tiny_config(eval_split="test[:130]", eval_batch_size=60)
   whole, n = input_pipeline.eval_dataset(c)
