@@ -350,10 +350,12 @@ def _table(results, args, shape, batch, bounds=None, bandwidths=()) -> list[str]
     if bounds and kind == "train":
       header += ["GB accessed / step", "memory bound img/s", "% of bound"]
       for row, (model, name, _, ips, _) in zip(table, rows):
-        nbytes = bounds.get((model, name))
-        bound = batch * max(bandwidths) / nbytes if nbytes else 0.0
-        row += [f"{nbytes / 1e9:.2f}", f"{bound:.0f}", f"{ips / bound:.0%}"] if nbytes else [
-            "", "", ""]
+        nbytes = bounds.get((model, name))  # None for PyTorch: no XLA cost analysis
+        if not nbytes:
+          row += ["", "", ""]
+          continue
+        bound = batch * max(bandwidths) / nbytes
+        row += [f"{nbytes / 1e9:.2f}", f"{bound:.0f}", f"{ips / bound:.0%}"]
     md += [f"## {kind} step", "", *mdtable.markdown(header, table), ""]
     if bounds and kind == "train":
       md += [f"Memory bound: the step's bytes accessed (XLA's cost analysis of the compiled "
