@@ -187,7 +187,7 @@ def provenance(records: list[dict]) -> list[str]:
       "on the device, drawn from (seed, step) (shufflenet_jax/device_data.py)"
       if c.get("data_on_device") else "tf.data on the host, exact epochs"
       if c.get("exact_epochs") else "tf.data on the host, repeated then shuffled (inexact "
-      "epochs: one of Fashion-MNIST holds ~77% of the images)" for c in cfgs})
+      "epochs: docs/ablations.md)" for c in cfgs})
   devices = sorted({f"{r['device']['device_count']}x {r['device']['device_kind']} "
                     f"({r['device']['platform']})" for r in records})
   commits = sorted({r["git_commit"] for r in records})

@@ -248,7 +248,7 @@ def test_provenance_names_the_data_pipeline_and_flags_a_mix():
   host["config"]["data_on_device"], device["config"]["data_on_device"] = False, True
   line = lambda recs: [l for l in tables.provenance(recs) if l.startswith("- Data pipeline")]
   assert line([host]) == ["- Data pipeline: tf.data on the host, repeated then shuffled "
-                          "(inexact epochs: one of Fashion-MNIST holds ~77% of the images)."]
+                          "(inexact epochs: docs/ablations.md)."]
   host["config"]["exact_epochs"] = True
   assert line([host]) == ["- Data pipeline: tf.data on the host, exact epochs."]
   assert "device_data.py" in line([device])[0] and "Mixed" not in line([device])[0]
