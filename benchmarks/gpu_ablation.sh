@@ -30,12 +30,5 @@ SHUFFLENET_NO_TCMALLOC=1 $PY main.py --config=configs/ablation_shuffle.py:$PRESE
   --workdir="$OUT/ablation_shuffle" --config.data_on_device=True \
   --config.seeds_per_program=6 --config.data_dir="$PWD/data" \
   --config.wandb.mode=disabled "$@"
-mkdir -p "$OUT/records/ablation_shuffle"
-for d in "$OUT"/ablation_shuffle/runs/*/; do
-  name=$(basename "$d")
-  if [ -f "$d/result.json" ]; then
-    mkdir -p "$OUT/records/ablation_shuffle/$name"
-    cp "$d/result.json" "$d/config.json" "$OUT/records/ablation_shuffle/$name/"
-  fi
-done
+copy_records "$OUT/ablation_shuffle" "$OUT/records/ablation_shuffle" >/dev/null
 echo "done in $(( $(date +%s) - start )) s; records in $OUT/records/ablation_shuffle"

@@ -52,13 +52,9 @@ if [ "$left" -gt 30 ]; then
 else
   echo "== gpu_ablation.sh: skipped, ${left} s left"
 fi
-n=0
 pack=$(mktemp -d)
-for d in "$WORK"/ablation_shuffle/runs/*/; do
-  [ -f "$d/result.json" ] || continue
-  name=$(basename "$d"); mkdir -p "$pack/records/ablation_shuffle/$name"
-  cp "$d/result.json" "$d/config.json" "$pack/records/ablation_shuffle/$name/"; n=$((n + 1))
-done
+. benchmarks/gpu_env.sh  # copy_records (gpu_ablation.sh's, also after a kill at the deadline)
+n=$(copy_records "$WORK/ablation_shuffle" "$pack/records/ablation_shuffle")
 [ "$n" -gt 0 ] && tar czf "$OUT/ablation_records.tgz" -C "$pack" records
 rm -rf "$pack"
 echo "== $n finished ablation runs packed; done in $(elapsed) s"
