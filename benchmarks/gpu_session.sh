@@ -2,17 +2,18 @@
 # Everything this project runs on a lent GPU machine, in one device call that fits a 15-minute
 # device budget: benchmarks/gpu_train.sh first (issue 29's item 4: 1x g3 at 224x224, batch
 # 256, float32 and bfloat16, JAX vs PyTorch vs the memory bound; skipped once its tables
-# are committed, see TRAIN below), then
-# benchmarks/gpu_ablation.sh (the powered Table 3) until DEADLINE seconds after the start;
+# are committed, see TRAIN below), then benchmarks/profile_step.py on the same step in both
+# dtypes (kernel times by JAX operation; skipped once results/profile_gpu_*.txt are committed,
+# see PROFILE below), then benchmarks/gpu_ablation.sh (the powered Table 3) until DEADLINE seconds after the start;
 # the runs finished by then are kept in $WORK (default runs/gpu_work; the runner resumes from
 # them). What comes back fits the device tool's limits (at most 8 files, 2 folders deep):
 #   $OUT/gpu_session.log, $OUT/bench_train_gpu_{float32,bfloat16}.md,
-#   $OUT/ablation_records.tgz (records/ablation_shuffle/<run id>/{result,config}.json)
+#   $OUT/profile_gpu_{float32,bfloat16}.txt, $OUT/ablation_records.tgz (records/ablation_shuffle/<run id>/{result,config}.json)
 # Device call (carry data and benchmarks/wheels; `make gpu-bundle` makes both):
 #   WORK=/tmp/gpu_work benchmarks/gpu_session.sh       (timeout_s 600; DEADLINE default 540)
 # then here: tar xzf <files_at>/ablation_records.tgz -C results/gpu/ (records/ablation_shuffle/)
 # and python -m experiments.tables --records results/gpu/records --out results/gpu; the
-# bench tables go to results/ as they are. Committed GPU records are not trained again.
+# bench tables and profiles go to results/ as they are. Committed GPU records are not trained again.
 # A CPU check: TRAIN=1 DEADLINE=120 TRAIN_FLAGS="--batch=2 --steps=1 --rounds=1 --warmup=0" \
 #   ABLATION_FLAGS=--config.num_train_steps=2 PRESET=finding OUT=/tmp/gs WORK=/tmp/gw \
 #   benchmarks/gpu_session.sh
@@ -29,6 +30,7 @@ elapsed() { echo $(( $(date +%s) - start )); }
 echo "== $(date -u +%FT%TZ) on $(hostname); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
 ${PYTHON:-python3} -c "import jax, flax, optax, orbax.checkpoint as oc, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'torch', torch.__version__, jax.devices())" || true
+. benchmarks/gpu_env.sh  # $PY with ml_collections; copy_records
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.5}  # torch shares the GPU
 # TRAIN=auto (default): the train-step benchmark only while its tables are not committed
 # (results/bench_train_gpu_*.md); TRAIN=1 always, TRAIN=0 never.
@@ -44,6 +46,26 @@ if [ "$TRAIN" = 1 ]; then
 else
   echo "== gpu_train.sh: skipped (its tables are committed; TRAIN=1 runs it again)"
 fi
+# PROFILE=auto (default): the profiles only while results/profile_gpu_*.txt are not committed.
+PROFILE=${PROFILE:-auto}
+if [ "$PROFILE" = auto ]; then
+  PROFILE=1
+  [ -f results/profile_gpu_float32.txt ] && [ -f results/profile_gpu_bfloat16.txt ] && PROFILE=0
+fi
+if [ "$PROFILE" = 1 ]; then
+  for dtype in float32 bfloat16; do
+    # Command buffers (CUDA graphs) off: their kernels would all be named by the buffer's
+    # thunk, not by the HLO instruction that launched them.
+    # shellcheck disable=SC2086
+    XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_enable_command_buffer=" SHUFFLENET_NO_TCMALLOC=1 \
+      timeout --kill-after=10 "${PROFILE_TIMEOUT:-150}" $PY -m benchmarks.profile_step \
+      --shape=imagenet --batch=256 --dtype=$dtype --steps=5 --top=25 ${PROFILE_FLAGS:-} \
+      > "$OUT/profile_gpu_$dtype.txt" 2>&1
+    echo "== profile_step $dtype: rc $? at $(elapsed) s"; tail -n 40 "$OUT/profile_gpu_$dtype.txt"
+  done
+else
+  echo "== profile_step: skipped (results/profile_gpu_*.txt are committed; PROFILE=1 runs it again)"
+fi
 left=$(( DEADLINE - $(elapsed) ))
 if [ "$left" -gt 30 ]; then
   # shellcheck disable=SC2086
@@ -52,8 +74,7 @@ if [ "$left" -gt 30 ]; then
 else
   echo "== gpu_ablation.sh: skipped, ${left} s left"
 fi
-pack=$(mktemp -d)
-. benchmarks/gpu_env.sh  # copy_records (gpu_ablation.sh's, also after a kill at the deadline)
+pack=$(mktemp -d)  # copy_records (gpu_env.sh): also the runs finished before a deadline's kill
 n=$(copy_records "$WORK/ablation_shuffle" "$pack/records/ablation_shuffle")
 [ "$n" -gt 0 ] && tar czf "$OUT/ablation_records.tgz" -C "$pack" records
 rm -rf "$pack"

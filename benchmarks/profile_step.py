@@ -1,7 +1,8 @@
-"""Where a training step's time goes: XLA:CPU thunk times grouped by the JAX operation.
+"""Where a training step's time goes: XLA thunk (CPU) or kernel (GPU) times by JAX operation.
 
   python -m benchmarks.profile_step                                  # 1.0x g3, auto impls
   python -m benchmarks.profile_step --model=shufflenet_1.0x_g8 --impl=matmul:shift --top=30
+  python -m benchmarks.profile_step --shape=imagenet --batch=256 --dtype=bfloat16  # a GPU
 
 Compiles the same train step as ``benchmarks.bench_train`` (proxy shape: 28x28x1, small
 stem, batch 128), traces ``--steps`` steps with ``jax.profiler`` (XLA's per-thunk trace
@@ -9,7 +10,9 @@ events switched on), and maps every thunk to its HLO instruction in the compiled
 prints the step's wall time, then the thunk time per (pass, JAX primitive) -- ``bwd`` for
 the instructions JAX's autodiff transposed -- and the ``--top`` single thunks with their
 shapes. A thunk's time is the time it held its thread; work it hands to other threads of
-the pool is not added again, so the sum is a lower bound of the CPU time.
+the pool is not added again, so the sum is a lower bound of the CPU time. On a GPU the rows
+are the device's kernels and copies (the trace's stream lines), each by the HLO instruction
+that launched it; their sum against the wall time says how much of the step the GPU idles.
 """
 
 from __future__ import annotations
@@ -71,9 +74,28 @@ def thunk_times(xplane_path: str, steps: int) -> collections.Counter:
   return times
 
 
-def profile(model: str, impl: str, steps: int) -> dict:
+def device_times(xplane_path: str, steps: int) -> tuple[collections.Counter, dict]:
+  """A GPU trace: ({HLO instruction: ms per step} of the kernels and copies on the device's
+  stream lines, {line name: ms per step} of every device line, for the record)."""
+  from jax.profiler import ProfileData
+  times, lines = collections.Counter(), collections.Counter()
+  for plane in ProfileData.from_file(xplane_path).planes:
+    if not plane.name.startswith("/device:"):
+      continue
+    for line in plane.lines:
+      for ev in line.events:
+        ms = ev.duration_ns / 1e6 / steps
+        lines[f"{plane.name} {line.name}"] += ms
+        # Stream lines hold what ran; derived lines (XLA Ops, XLA Modules, Steps) repeat it.
+        if line.name.startswith("Stream"):
+          times[dict(ev.stats).get("hlo_op", ev.name)] += ms
+  return times, dict(lines)
+
+
+def profile(model: str, impl: str, steps: int, shape: str = "proxy", batch: int = 0,
+            dtype: str = "float32") -> dict:
   # The candidate compiles and runs one step when it is built.
-  cand = JaxCandidate(model, SHAPES["proxy"], SHAPES["proxy"]["batch"], "float32", impl)
+  cand = JaxCandidate(model, SHAPES[shape], batch or SHAPES[shape]["batch"], dtype, impl)
   instrs = hlo_instructions(cand.train_step.lower(cand.state, cand.batch).compile().as_text())
   with tempfile.TemporaryDirectory() as d:
     jax.profiler.start_trace(d)
@@ -84,8 +106,12 @@ def profile(model: str, impl: str, steps: int) -> dict:
     files = glob.glob(f"{d}/**/*.xplane.pb", recursive=True)
     if not files:
       raise RuntimeError(f"jax.profiler wrote no trace under {d}")
-    times = thunk_times(files[0], steps)
-  return dict(wall_ms=wall_ms, times=times, instrs=instrs)
+    lines = {}
+    if jax.default_backend() == "cpu":
+      times = thunk_times(files[0], steps)
+    else:
+      times, lines = device_times(files[0], steps)
+  return dict(wall_ms=wall_ms, times=times, instrs=instrs, lines=lines)
 
 
 def main(argv=None) -> int:
@@ -93,6 +119,9 @@ def main(argv=None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", default="shufflenet_1.0x_g3")
   p.add_argument("--impl", default="auto", help=f"auto or one of: {', '.join(ALL_IMPLS)}")
+  p.add_argument("--shape", default="proxy", choices=sorted(SHAPES))
+  p.add_argument("--batch", type=int, default=0, help="0: the shape's default batch")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--steps", type=int, default=2)
   p.add_argument("--top", type=int, default=15, help="also list the N slowest thunks")
   args = p.parse_args(argv)
@@ -100,28 +129,37 @@ def main(argv=None) -> int:
     impl = resolve_model_impl(args.model, args.impl)
     if args.steps < 1:
       raise ValueError(f"--steps={args.steps}; must be >= 1")
+    if args.batch < 0:
+      raise ValueError(f"--batch={args.batch}; must be >= 1 (or 0: the shape's default)")
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(f"[{args.model} {impl}] compiling and tracing {args.steps} steps ...", flush=True)
-  r = profile(args.model, impl, args.steps)
+  batch = args.batch or SHAPES[args.shape]["batch"]
+  print(f"[{args.model} {impl} {args.shape} batch {batch} {args.dtype} on "
+        f"{jax.devices()[0].device_kind}] compiling and tracing {args.steps} steps ...",
+        flush=True)
+  r = profile(args.model, impl, args.steps, args.shape, batch, args.dtype)
   times, instrs = r["times"], r["instrs"]
+  what = "thunks" if not r["lines"] else "kernels"
+  for line, ms in sorted(r["lines"].items(), key=lambda kv: -kv[1]):
+    print(f"  trace line {line}: {ms:.1f} ms/step")
   by_cat, count = collections.Counter(), collections.Counter()
   for name, ms in times.items():
     key = category(instrs[name][2], instrs[name][1]) if name in instrs else "(runtime)"
     by_cat[key] += ms
     count[key] += 1
   total = sum(times.values())
-  print(f"wall {r['wall_ms']:.0f} ms/step; thunks {total:.0f} ms/step on their threads; "
+  where = "on their threads" if what == "thunks" else "on the device"
+  print(f"wall {r['wall_ms']:.1f} ms/step; {what} {total:.1f} ms/step {where}; "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
-  print(f"{'ms/step':>9} {'share':>6} {'thunks':>6}  pass + JAX primitive")
+  print(f"{'ms/step':>9} {'share':>6} {what:>7}  pass + JAX primitive")
   for key, ms in by_cat.most_common():
-    print(f"{ms:9.1f} {ms / total:6.1%} {count[key]:6d}  {key}")
+    print(f"{ms:9.1f} {ms / total:6.1%} {count[key]:7d}  {key}")
   if args.top:
-    print(f"\nslowest {args.top} thunks:")
+    print(f"\nslowest {args.top} {what}:")
     for name, ms in times.most_common(args.top):
       shape, opcode, op = instrs.get(name, ("?", "?", ""))
-      print(f"{ms:9.1f}  {name} {shape} [{category(op, opcode)}]")
+      print(f"{ms:9.2f}  {name} {shape} [{category(op, opcode)}]")
   return 0
 
 

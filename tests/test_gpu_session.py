@@ -52,23 +52,28 @@ def test_gpu_session_packs_finished_runs_and_resumes_committed_ones(tmp_path):
   subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=repo, env=env, check=True,
                  capture_output=True, text=True, timeout=120)
   calls = log.read_text()
-  assert calls.index("--dtype=float32") < calls.index("--dtype=bfloat16") < calls.index("main.py")
+  assert calls.index("--dtype=float32") < calls.index("--dtype=bfloat16") < calls.index(
+      "profile_step --shape=imagenet --batch=256 --dtype=float32") < calls.index(
+      "profile_step --shape=imagenet --batch=256 --dtype=bfloat16") < calls.index("main.py")
   assert "configs/ablation_shuffle.py:power" in calls
   # the committed power run was in the workdir before the runner started; the quick one not
   assert (tmp_path / "fakepy.log.seen").read_text().split() == ["done-seed0"]
   files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
   assert files == ["ablation_records.tgz", "bench_train_gpu_bfloat16.md",
-                   "bench_train_gpu_float32.md", "gpu_session.log"]
+                   "bench_train_gpu_float32.md", "gpu_session.log", "profile_gpu_bfloat16.txt",
+                   "profile_gpu_float32.txt"]
   with tarfile.open(out / "ablation_records.tgz") as tar:
     packed = sorted(n for n in tar.getnames() if n.endswith(".json"))
   assert packed == [f"records/ablation_shuffle/{run}/{f}" for run in ("done-seed0", "new-seed0")
                     for f in ("config.json", "result.json")]
   assert "2 finished ablation runs packed" in (out / "gpu_session.log").read_text()
-  # once its tables are committed, the train-step benchmark is not run again
+  # once their tables are committed, the train-step benchmark and the profiles are not run again
   for dtype in ("float32", "bfloat16"):
     (repo / "results" / f"bench_train_gpu_{dtype}.md").write_text("committed")
+    (repo / "results" / f"profile_gpu_{dtype}.txt").write_text("committed")
   log.unlink()
   shutil.rmtree(out)
   subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=repo, env=env, check=True,
                  capture_output=True, text=True, timeout=120)
-  assert "bench_train" not in log.read_text() and "main.py" in log.read_text()
+  calls = log.read_text()
+  assert "bench_train" not in calls and "profile_step" not in calls and "main.py" in calls

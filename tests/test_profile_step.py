@@ -44,3 +44,33 @@ def test_profile_of_a_train_step_names_where_the_time_goes():
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2
   assert "implementation 'fast'; valid: auto, or pointwise:depthwise" in bad.stderr
+
+
+def test_device_times_of_a_gpu_trace_count_the_stream_lines_once(tmp_path):
+  # A GPU trace in miniature: two kernels of fusion.3 and one of custom-call.1 on a stream
+  # line, the same time repeated on the derived "XLA Ops" line, and a host plane.
+  from jax.profiler import ProfileData
+
+  def event(meta, ps, op_ref):
+    return (f"events {{ metadata_id: {meta} offset_ps: 0 duration_ps: {ps} "
+            f"stats {{ metadata_id: 1 ref_value: {op_ref} }} }}")
+  gpu = ('planes { id: 1 name: "/device:GPU:0" '
+         'lines { id: 1 name: "Stream #13(Compute)" '
+         + event(10, 3_000_000_000, 2) + event(11, 1_000_000_000, 2)
+         + event(12, 2_000_000_000, 3) + " } "
+         'lines { id: 2 name: "XLA Ops" ' + event(13, 6_000_000_000, 2) + " } "
+         'event_metadata { key: 10 value { id: 10 name: "loop_fusion_kernel" } } '
+         'event_metadata { key: 11 value { id: 11 name: "loop_fusion_kernel_1" } } '
+         'event_metadata { key: 12 value { id: 12 name: "cudnn_conv" } } '
+         'event_metadata { key: 13 value { id: 13 name: "fusion.3" } } '
+         'stat_metadata { key: 1 value { id: 1 name: "hlo_op" } } '
+         'stat_metadata { key: 2 value { id: 2 name: "fusion.3" } } '
+         'stat_metadata { key: 3 value { id: 3 name: "custom-call.1" } } } '
+         'planes { id: 2 name: "/host:CPU" lines { id: 1 name: "python" '
+         'events { metadata_id: 1 offset_ps: 0 duration_ps: 9000000000 } } '
+         'event_metadata { key: 1 value { id: 1 name: "train_step" } } }')
+  path = tmp_path / "t.xplane.pb"
+  path.write_bytes(ProfileData.text_proto_to_serialized_xspace(gpu))
+  times, lines = profile_step.device_times(str(path), steps=2)
+  assert times == {"fusion.3": 2.0, "custom-call.1": 1.0}  # ms per step, 2 steps
+  assert lines == {"/device:GPU:0 Stream #13(Compute)": 3.0, "/device:GPU:0 XLA Ops": 3.0}
