@@ -37,7 +37,9 @@ import jax  # noqa: E402
 from benchmarks.bench_train import ALL_IMPLS, SHAPES, JaxCandidate, resolve_model_impl  # noqa: E402
 from shufflenet_jax import malloc  # noqa: E402
 
-_INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ([\w\-]+)\(")
+# name = shape opcode(...): a shape is one array type or a tuple of them, "(f32[4]{0}, s32[4]{0})"
+# (multi-output fusions, cuDNN's custom-calls)
+_INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = (\(.*?\)|\S+) ([\w\-]+)\(")
 
 
 def hlo_instructions(hlo_text: str) -> dict[str, tuple[str, str, str]]:
@@ -88,7 +90,8 @@ def device_times(xplane_path: str, steps: int) -> tuple[collections.Counter, dic
         lines[f"{plane.name} {line.name}"] += ms
         # Stream lines hold what ran; derived lines (XLA Ops, XLA Modules, Steps) repeat it.
         if line.name.startswith("Stream"):
-          times[dict(ev.stats).get("hlo_op", ev.name)] += ms
+          stats = {k: v for k, v in ev.stats}
+          times[stats.get("hlo_op", ev.name)] += ms
   return times, dict(lines)
 
 

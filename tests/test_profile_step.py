@@ -25,6 +25,12 @@ def test_hlo_instructions_and_categories_of_a_compiled_gradient():
   assert any(s.startswith("f32[4,3]") for s in shapes), shapes  # the weight gradient
   assert profile_step.category("jit(f)/transpose(jvp())/select_n") == "bwd select_n"
   assert profile_step.category("") == "(no JAX op)"
+  # tuple-shaped instructions (a variadic reduce, multi-output fusions, cuDNN custom-calls)
+  text = jax.jit(lambda x: (jnp.argmax(x, 1), jnp.max(x, 1))).lower(jnp.ones((4, 8))).compile(
+      ).as_text()
+  tuples = {shape: op for shape, _, op in profile_step.hlo_instructions(text).values()
+            if shape.startswith("(")}
+  assert tuples.get("(f32[4]{0}, s32[4]{0})", "").endswith("/reduce"), tuples
 
 
 def test_profile_of_a_train_step_names_where_the_time_goes():
