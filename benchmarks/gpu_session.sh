@@ -44,7 +44,7 @@ if [ "$TRAIN" = 1 ]; then
   timeout --kill-after=10 "$TRAIN_TIMEOUT" benchmarks/gpu_train.sh --steps=20 --rounds=5 ${TRAIN_FLAGS:-}
   echo "== gpu_train.sh: rc $? at $(elapsed) s"
 else
-  echo "== gpu_train.sh: skipped (its tables are committed; TRAIN=1 runs it again)"
+  echo "== gpu_train.sh: skipped (TRAIN=0, or its tables are committed; TRAIN=1 runs it again)"
 fi
 # PROFILE=auto (default): the profiles only while results/profile_gpu_*.txt are not committed.
 PROFILE=${PROFILE:-auto}
@@ -64,7 +64,7 @@ if [ "$PROFILE" = 1 ]; then
     echo "== profile_step $dtype: rc $? at $(elapsed) s"; tail -n 40 "$OUT/profile_gpu_$dtype.txt"
   done
 else
-  echo "== profile_step: skipped (results/profile_gpu_*.txt are committed; PROFILE=1 runs it again)"
+  echo "== profile_step: skipped (PROFILE=0, or results/profile_gpu_*.txt committed; PROFILE=1 runs it)"
 fi
 left=$(( DEADLINE - $(elapsed) ))
 if [ "$left" -gt 30 ]; then
