@@ -53,6 +53,18 @@ def hlo_instructions(hlo_text: str) -> dict[str, tuple[str, str, str]]:
   return out
 
 
+def conv_details(hlo_text: str) -> dict[str, str]:
+  """{instruction name: "window=3x3 groups=240"} of the convolutions (XLA's, cuDNN's custom-
+  calls) in a compiled module's text: which layer a slow convolution kernel belongs to."""
+  out = {}
+  for line in hlo_text.splitlines():
+    m, win = _INSTR.match(line), re.search(r"window=\{size=(\S+?)[ }]", line)
+    if m and win:
+      groups = re.search(r"feature_group_count=(\d+)", line)
+      out[m.group(1)] = f"window={win.group(1)} groups={groups.group(1) if groups else 1}"
+  return out
+
+
 def category(op_name: str, opcode: str = "") -> str:
   """'bwd mul' / 'fwd dot_general' ...: the pass and the last primitive of a JAX op_name
   (an HLO ``dot`` counts as dot_general whatever transpose rule produced it)."""
@@ -99,7 +111,8 @@ def profile(model: str, impl: str, steps: int, shape: str = "proxy", batch: int 
             dtype: str = "float32") -> dict:
   # The candidate compiles and runs one step when it is built.
   cand = JaxCandidate(model, SHAPES[shape], batch or SHAPES[shape]["batch"], dtype, impl)
-  instrs = hlo_instructions(cand.train_step.lower(cand.state, cand.batch).compile().as_text())
+  text = cand.train_step.lower(cand.state, cand.batch).compile().as_text()
+  instrs, convs = hlo_instructions(text), conv_details(text)
   with tempfile.TemporaryDirectory() as d:
     jax.profiler.start_trace(d)
     t = time.perf_counter()
@@ -114,7 +127,7 @@ def profile(model: str, impl: str, steps: int, shape: str = "proxy", batch: int 
       times = thunk_times(files[0], steps)
     else:
       times, lines = device_times(files[0], steps)
-  return dict(wall_ms=wall_ms, times=times, instrs=instrs, lines=lines)
+  return dict(wall_ms=wall_ms, times=times, instrs=instrs, convs=convs, lines=lines)
 
 
 def main(argv=None) -> int:
@@ -162,7 +175,8 @@ def main(argv=None) -> int:
     print(f"\nslowest {args.top} {what}:")
     for name, ms in times.most_common(args.top):
       shape, opcode, op = instrs.get(name, ("?", "?", ""))
-      print(f"{ms:9.2f}  {name} {shape} [{category(op, opcode)}]")
+      conv = f" {r['convs'][name]}" if name in r["convs"] else ""
+      print(f"{ms:9.2f}  {name} {shape}{conv} [{category(op, opcode)}]")
   return 0
 
 

@@ -33,6 +33,14 @@ def test_hlo_instructions_and_categories_of_a_compiled_gradient():
   assert tuples.get("(f32[4]{0}, s32[4]{0})", "").endswith("/reduce"), tuples
 
 
+def test_conv_details_name_a_convolution_by_window_and_groups():
+  x, w = jnp.ones((1, 8, 8, 6)), jnp.ones((3, 3, 2, 6))
+  conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=3))
+  details = profile_step.conv_details(conv.lower(x, w).compile().as_text())
+  assert "window=3x3 groups=3" in details.values(), details
+
+
 def test_profile_of_a_train_step_names_where_the_time_goes():
   # A subprocess: the per-thunk trace events must be switched on before JAX starts.
   out = subprocess.run(
