@@ -1,0 +1,130 @@
+"""The same runs in two record sets, paired: what one setting that differs between them does.
+
+  python -m experiments.compare_records results/records/ablation_shuffle \\
+      results/gpu/records/ablation_shuffle            # tf.data on a CPU vs on-device data, GPU
+
+Two directories of ``<run id>/result.json`` (+ ``config.json``) -- the same sweep run twice
+with something changed: the data pipeline, ``exact_epochs``, the device, a library version.
+Runs are paired by run id (``<model>-seed<n>``: the same model and seed, so the same
+initialization), and the gap A - B of the metric (default: final top-1 error, in points) is
+tested on the per-run differences (paired t), per model and over all pairs. It first prints
+what differs between the two sets (config values, device, libraries), so that a gap is
+read against what produced it. Exit status 2 with a message when a directory holds no
+records or the two share no run id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+
+from experiments import stats
+from experiments.runner import _MISSING_MEANS
+
+# Differences that do not change what is trained (where the data was read from, logging).
+_IGNORED = ("data_dir", "workdir", "wandb.")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
+  return out
+
+
+def load(directory: Path) -> dict[str, tuple[dict, dict]]:
+  """{run id: (result, flat config + device + library facts)} of a record directory."""
+  if not directory.is_dir():
+    raise ValueError(f"{directory}: no such directory (expected <run id>/result.json records)")
+  runs = {}
+  for path in sorted(directory.glob("*/result.json")):
+    result = json.loads(path.read_text())
+    cfg_path = path.with_name("config.json")
+    facts = {k: str(v) for k, v in _MISSING_MEANS.items()}  # a field older records lack
+    facts.update(_flat(json.loads(cfg_path.read_text())) if cfg_path.exists() else {})
+    device = result.get("device", {})
+    facts.update({"device": device.get("device_kind", "?"),
+                  "jax": result.get("versions", {}).get("jax", "?")})
+    runs[path.parent.name] = (result, facts)
+  if not runs:
+    raise ValueError(f"{directory}: no <run id>/result.json records")
+  return runs
+
+
+def differences(a: dict, b: dict) -> list[str]:
+  """'key: values in A vs values in B' for each fact whose values differ between the sets'
+  common runs (the pairs)."""
+  common = set(a) & set(b)
+
+  def values(runs):
+    out = collections.defaultdict(set)
+    for _, facts in (runs[r] for r in common):
+      for k, v in facts.items():
+        out[k].add(str(v))
+    return out
+  va, vb = values(a), values(b)
+  return [f"{k}: {', '.join(sorted(va.get(k, {'(unset)'})))} vs "
+          f"{', '.join(sorted(vb.get(k, {'(unset)'})))}"
+          for k in sorted(set(va) | set(vb))
+          if not k.startswith(_IGNORED) and va.get(k) != vb.get(k)]
+
+
+def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.Gap]:
+  """({model: gap A - B over its seeds}, gap over all common run ids), in points."""
+  common = sorted(set(a) & set(b))
+  if not common:
+    raise ValueError("the two record sets share no run id; nothing to pair")
+
+  def value(runs, rid):
+    metrics = runs[rid][0].get("metrics", {})
+    if metric not in metrics:
+      raise ValueError(f"run {rid} has no metric {metric!r}; it has: {', '.join(sorted(metrics))}")
+    return 100.0 * metrics[metric] if metric.endswith("_err") else metrics[metric]
+  by_model = collections.defaultdict(lambda: ({}, {}))
+  for rid in common:
+    model = a[rid][0].get("model", rid.rsplit("-seed", 1)[0])
+    by_model[model][0][rid], by_model[model][1][rid] = value(a, rid), value(b, rid)
+  gaps = {m: stats.compare(xa, xb) for m, (xa, xb) in sorted(by_model.items())}
+  overall = stats.compare({r: value(a, r) for r in common}, {r: value(b, r) for r in common})
+  return gaps, overall
+
+
+def main(argv=None) -> int:
+  ap = argparse.ArgumentParser(prog="python -m experiments.compare_records", description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("a", type=Path, help="record directory A (<run id>/result.json)")
+  ap.add_argument("b", type=Path, help="record directory B")
+  ap.add_argument("--metric", default="eval_top1_err",
+                  help="a key of result.json's metrics (errors are printed in points)")
+  args = ap.parse_args(argv)
+  try:
+    a, b = load(args.a), load(args.b)
+    gaps, overall = paired(a, b, args.metric)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"A: {args.a} ({len(a)} runs)\nB: {args.b} ({len(b)} runs)\n"
+        f"{overall.n} run ids in both; {args.metric} A - B, paired on the run id")
+  diff = differences(a, b)
+  print("What differs between the paired runs:"
+        + ("".join(f"\n  {d}" for d in diff) or " nothing"))
+  print("\n| model | pairs | A - B [95% CI] p | sd of the differences |\n|---|---|---|---|")
+  for model, g in gaps.items():
+    sd = "—" if g.sd is None else f"{g.sd:.2f}"
+    print(f"| {model} | {g.n} | {g} | {sd} |")
+  sd = "—" if overall.sd is None else f"{overall.sd:.2f}"
+  print(f"| all | {overall.n} | {overall} | {sd} |")
+  if overall.sd:
+    print(f"\nMinimal detectable gap over {overall.n} pairs (80% power, 5% two-sided): "
+          f"{stats.minimal_detectable_gap(overall.sd, overall.n):.2f}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,56 @@
+"""experiments/compare_records.py: two record sets paired by run id."""
+
+import json
+
+import pytest
+
+from experiments import compare_records
+
+
+def _write(root, model, seed, err, **config):
+  d = root / f"{model}-seed{seed}"
+  d.mkdir(parents=True)
+  (d / "result.json").write_text(json.dumps(dict(
+      model=model, seed=seed, metrics=dict(eval_top1_err=err),
+      device=dict(device_kind="cpu"), versions=dict(jax="0.10.2"))))
+  (d / "config.json").write_text(json.dumps(dict(model=model, seed=seed, data_dir=str(root),
+                                                 **config)))
+
+
+def test_gaps_are_paired_by_run_id_and_name_what_differs(tmp_path, capsys):
+  a, b = tmp_path / "a", tmp_path / "b"
+  shifts = [0.010, 0.012, 0.008, 0.010]  # A - B in error fraction: 1.0 point on average
+  for seed, s in enumerate(shifts):
+    _write(a, "m1", seed, 0.20 + 0.01 * seed + s)  # (exact_epochs missing: False)
+    _write(b, "m1", seed, 0.20 + 0.01 * seed, exact_epochs=True)
+    _write(a, "m2", seed, 0.30 - 0.02 * seed)
+    _write(b, "m2", seed, 0.30 - 0.02 * seed, exact_epochs=True)
+  _write(a, "m3", 0, 0.5)  # only in A: not paired
+  gaps, overall = compare_records.paired(compare_records.load(a), compare_records.load(b),
+                                         "eval_top1_err")
+  assert set(gaps) == {"m1", "m2"}
+  assert gaps["m1"].n == 4 and gaps["m1"].gap == pytest.approx(1.0)
+  assert gaps["m1"].sd == pytest.approx(0.1633, abs=1e-3)  # the differences' sd, in points
+  assert gaps["m2"].gap == pytest.approx(0.0) and gaps["m2"].p == 1.0
+  assert overall.n == 8 and overall.gap == pytest.approx(0.5)
+  assert compare_records.main([str(a), str(b)]) == 0
+  out = capsys.readouterr().out
+  # data_dir differs too but does not change what is trained; the model sets differ (m3)
+  # but only the pairs are compared
+  assert "What differs between the paired runs:\n  exact_epochs: False vs True\n\n" in out
+  assert "| m1 | 4 | +1.00 [+0.74, +1.26] p=0.001 | 0.16 |" in out
+  assert "| all | 8 |" in out
+
+
+def test_bad_input_is_named(tmp_path, capsys):
+  _write(tmp_path / "a", "m1", 0, 0.2)
+  _write(tmp_path / "b", "m2", 0, 0.2)
+  assert compare_records.main([str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+  assert "missing: no such directory" in capsys.readouterr().err
+  assert compare_records.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+  assert "share no run id" in capsys.readouterr().err
+  assert compare_records.main([str(tmp_path / "a"), str(tmp_path / "a"), "--metric=acc"]) == 2
+  assert "has no metric 'acc'; it has: eval_top1_err" in capsys.readouterr().err
+  (tmp_path / "empty").mkdir()
+  assert compare_records.main([str(tmp_path / "empty"), str(tmp_path / "a")]) == 2
+  assert "no <run id>/result.json records" in capsys.readouterr().err
