@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Everything this project runs on a lent GPU machine, in one device call that fits a 15-minute
-# device budget: benchmarks/gpu_train.sh first (issue 29's item 4: 1x g3 at 224x224, batch
-# 256, float32 and bfloat16, JAX vs PyTorch vs the memory bound; skipped once its tables
-# are committed, see TRAIN below), then benchmarks/profile_step.py on the same step in both
-# dtypes (kernel times by JAX operation; skipped once results/profile_gpu_*.txt are committed,
-# see PROFILE below), then benchmarks/gpu_ablation.sh (the powered Table 3) until DEADLINE seconds after the start;
-# the runs finished by then are kept in $WORK (default runs/gpu_work; the runner resumes from
-# them). What comes back fits the device tool's limits (at most 8 files, 2 folders deep):
-#   $OUT/gpu_session.log, $OUT/bench_train_gpu_{float32,bfloat16}.md,
-#   $OUT/profile_gpu_{float32,bfloat16}.txt, $OUT/ablation_records.tgz (records/ablation_shuffle/<run id>/{result,config}.json)
+# device budget, each part skipped once its output is committed:
+#   1. benchmarks/gpu_train.sh (issue 29's item 4: 1x g3 at 224x224, batch 256, float32 and
+#      bfloat16, JAX vs PyTorch vs the memory bound): until results/bench_train_gpu_*.md
+#      are committed (TRAIN below);
+#   2. benchmarks/profile_step.py on the same step in both dtypes (kernel times by JAX
+#      operation): until results/gpu/profile_gpu_*.txt are committed (PROFILE below);
+#   3. benchmarks/gpu_ablation.sh (the powered tables, Table 3 first; committed GPU records
+#      are not trained again) until DEADLINE seconds after the start.
+# The runs finished by then are kept in $WORK (default runs/gpu_work; on a still-warm
+# machine the next call resumes them). What comes back fits the device tool's limits (at
+# most 8 files, 2 folders deep): $OUT/gpu_session.log, $OUT/bench_train_gpu_<dtype>.md,
+# $OUT/profile_gpu_<dtype>.txt, $OUT/ablation_records.tgz (records/<sweep>/<run id>/
+# {result,config}.json).
 # Device call (carry data and benchmarks/wheels; `make gpu-bundle` makes both):
 #   WORK=/tmp/gpu_work benchmarks/gpu_session.sh       (timeout_s 600; DEADLINE default 540)
-# then here: tar xzf <files_at>/ablation_records.tgz -C results/gpu/ (records/ablation_shuffle/)
-# and python -m experiments.tables --records results/gpu/records --out results/gpu; the
-# bench tables and profiles go to results/ as they are. Committed GPU records are not trained again.
+# then here: tar xzf <files_at>/ablation_records.tgz -C results/gpu/ and
+# python -m experiments.tables --records results/gpu/records --out results/gpu; the bench
+# tables go to results/, the profiles to results/gpu/.
 # A CPU check: TRAIN=1 DEADLINE=120 TRAIN_FLAGS="--batch=2 --steps=1 --rounds=1 --warmup=0" \
-#   ABLATION_FLAGS=--config.num_train_steps=2 PRESET=finding OUT=/tmp/gs WORK=/tmp/gw \
-#   benchmarks/gpu_session.sh
+#   PROFILE_FLAGS="--batch=2 --steps=1" ABLATION_FLAGS=--config.num_train_steps=2 \
+#   PRESET=finding SWEEPS=ablation_shuffle OUT=/tmp/gs WORK=/tmp/gw benchmarks/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-runs/gpu}
@@ -46,11 +50,13 @@ if [ "$TRAIN" = 1 ]; then
 else
   echo "== gpu_train.sh: skipped (TRAIN=0, or its tables are committed; TRAIN=1 runs it again)"
 fi
-# PROFILE=auto (default): the profiles only while results/profile_gpu_*.txt are not committed.
+# PROFILE=auto (default): the profiles only while results/gpu/profile_gpu_*.txt are not
+# committed (the profile_step_*.txt there are session 34's, from a parser that missed tuples).
 PROFILE=${PROFILE:-auto}
 if [ "$PROFILE" = auto ]; then
   PROFILE=1
-  [ -f results/profile_gpu_float32.txt ] && [ -f results/profile_gpu_bfloat16.txt ] && PROFILE=0
+  [ -f results/gpu/profile_gpu_float32.txt ] && [ -f results/gpu/profile_gpu_bfloat16.txt ] \
+    && PROFILE=0
 fi
 if [ "$PROFILE" = 1 ]; then
   for dtype in float32 bfloat16; do
@@ -64,7 +70,7 @@ if [ "$PROFILE" = 1 ]; then
     echo "== profile_step $dtype: rc $? at $(elapsed) s"; tail -n 40 "$OUT/profile_gpu_$dtype.txt"
   done
 else
-  echo "== profile_step: skipped (PROFILE=0, or results/profile_gpu_*.txt committed; PROFILE=1 runs it)"
+  echo "== profile_step: skipped (PROFILE=0, or results/gpu/profile_gpu_*.txt committed; PROFILE=1 runs it)"
 fi
 left=$(( DEADLINE - $(elapsed) ))
 if [ "$left" -gt 30 ]; then
@@ -75,7 +81,10 @@ else
   echo "== gpu_ablation.sh: skipped, ${left} s left"
 fi
 pack=$(mktemp -d)  # copy_records (gpu_env.sh): also the runs finished before a deadline's kill
-n=$(copy_records "$WORK/ablation_shuffle" "$pack/records/ablation_shuffle")
+n=0
+for w in "$WORK"/*/; do
+  [ -d "$w/runs" ] && n=$(( n + $(copy_records "$w" "$pack/records/$(basename "$w")") ))
+done
 [ "$n" -gt 0 ] && tar czf "$OUT/ablation_records.tgz" -C "$pack" records
 rm -rf "$pack"
 echo "== $n finished ablation runs packed; done in $(elapsed) s"
