@@ -33,6 +33,9 @@ flags.DEFINE_string("local_device_ids", None, "Comma-separated local devices thi
                     "uses (env JAX_LOCAL_DEVICE_IDS); default all.")
 flags.DEFINE_integer("distributed_timeout", 300, "Seconds to wait for every process to join.")
 flags.DEFINE_bool("verbose", False, "Also log the libraries' INFO lines (tfds, orbax, XLA).")
+flags.DEFINE_string("reuse", None, "For sweeps: a directory of <sweep>/<run id>/ records (e.g. "
+                    "results/records); a run recorded there with the same training config is "
+                    "copied in (its result gains reused_from), not trained again.")
 flags.DEFINE_string("worker", "0/1", "For sweeps: i/n runs every n-th run starting at i, so n "
                     "processes or hosts split one sweep without overlap.")
 config_flags.DEFINE_config_file("config", None, "Config file (path.py[:preset]).",
@@ -119,11 +122,16 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
-def check_before_work(config, workdir: str | None, worker: str) -> None:
-  """The whole config (every run of a sweep), the workdir and --worker: a ValueError naming
-  the first bad setting (shufflenet_jax/validate.py)."""
+def check_before_work(config, workdir: str | None, worker: str, reuse: str | None = None) -> None:
+  """The whole config (every run of a sweep), the workdir, --worker and --reuse: a ValueError
+  naming the first bad setting (shufflenet_jax/validate.py)."""
   from shufflenet_jax import compile_cache, validate
   compile_cache.max_bytes()
+  if reuse is not None and "sweep" not in config:
+    raise ValueError(f"--reuse={reuse!r} is for sweeps; this config is a single run")
+  if reuse is not None and not Path(reuse).is_dir():
+    raise ValueError(f"--reuse={reuse!r}: no such directory (expected <sweep>/<run id>/ "
+                     "records, e.g. results/records)")
   if config.get("task") == "arm_timing":
     validate.check_workdir(workdir)
     return
@@ -166,7 +174,7 @@ def main(argv):
     _fail(str(e))
   distributed = FLAGS.distributed or any(FLAGS[n].value is not None for n in names)
   try:  # every setting, before TensorFlow, tfds or a dataset is touched
-    check_before_work(FLAGS.config, FLAGS.workdir, FLAGS.worker)
+    check_before_work(FLAGS.config, FLAGS.workdir, FLAGS.worker, FLAGS.reuse)
   except ValueError as e:
     _fail(str(e))
   # tf.data only feeds the host; keep TensorFlow off any accelerator. The on-device
@@ -214,7 +222,7 @@ def main(argv):
       arm_timing.run(config, FLAGS.workdir)
     elif "sweep" in config:
       from experiments import runner
-      runner.run_sweep(config, FLAGS.workdir, worker=FLAGS.worker)
+      runner.run_sweep(config, FLAGS.workdir, worker=FLAGS.worker, reuse=FLAGS.reuse)
     else:
       if not FLAGS.workdir:
         raise app.UsageError("--workdir is required for a single run")

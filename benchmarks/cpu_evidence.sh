@@ -73,9 +73,9 @@ run_in() {  # workdir, records (of that sweep, resumed from), sweep, widths, mor
 }
 
 run() {  # sweep, widths (a tuple's inside, e.g. "0.25," or "0.25, 0.5"; "-": no width axis),
-  local sweep=$1  # more flags; records in results/records/<sweep>/
-  archive_quick "$sweep"
-  run_in "runs/$sweep-power" "results/records/$sweep" "$@"
+  local sweep=$1  # more flags; records in results/records/<sweep>/. A run another sweep
+  archive_quick "$sweep"  # already recorded with the same training config is copied in
+  run_in "runs/$sweep-power" "results/records/$sweep" "$@" --reuse=results/records  # (--reuse)
 }
 
 run_lab() {  # name, sweep, widths, more flags: a variant of a power sweep (e.g. another data

@@ -22,8 +22,11 @@ from shufflenet_jax import records, seed_group, train, workdir_lock
 default_workdir = sweep.default_workdir
 
 
-def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") -> list[Path]:
-  """Trains this worker's share of the sweep; returns the table files if it built them."""
+def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1",
+              reuse: str | Path | None = None) -> list[Path]:
+  """Trains this worker's share of the sweep; returns the table files if it built them.
+  ``reuse``: a directory of ``<sweep>/<run id>/`` records (results/records) whose runs of
+  the same training config are copied in instead of trained again (:func:`reuse_record`)."""
   root = Path(workdir) if workdir else default_workdir(config)
   # Seed-major: every grid point at the first seed, then at the next, so the paired arms of
   # an ablation finish together and a partly done sweep already has whole pairs.
@@ -35,17 +38,18 @@ def run_sweep(config, workdir: str | Path | None = None, worker: str = "0/1") ->
     return _run(config, root, runs, mine, worker)
   # One process per worker of a sweep: a second copy of the same worker fails at once.
   with workdir_lock.hold(root, f".lock-worker-{worker_index}-of-{workers}"):
-    return _run(config, root, runs, mine, worker)
+    return _run(config, root, runs, mine, worker, reuse)
 
 
-def _run(config, root: Path, runs, mine, worker: str) -> list[Path]:
+def _run(config, root: Path, runs, mine, worker: str, reuse=None) -> list[Path]:
   logging.info("sweep %s (%s): %d runs, %d for worker %s, in %s", config.sweep_name,
                config.preset, len(runs), len(mine), worker, root)
   t0, trained = time.time(), 0
   groups = sweep.seed_groups(mine, config)
   for k, group in enumerate(groups, 1):
     dirs = [root / "runs" / run.run_id for run in group]
-    todo = [run for run, d in zip(group, dirs) if not finished(run, d)]
+    todo = [run for run, d in zip(group, dirs)
+            if not finished(run, d) and not (reuse and reuse_record(run, d, Path(reuse)))]
     names = ", ".join(run.run_id for run in group)
     if not todo:
       logging.info("[%d] %s: done already, skipped", k, names)
@@ -108,7 +112,8 @@ def summary(md_path: Path) -> str:
 _SAME = ("model", "seed", "dataset", "preset", "num_epochs", "num_train_steps", "batch_size",
          "learning_rate", "image_size", "train_split", "eval_split", "data_on_device",
          "exact_epochs")
-_MISSING_MEANS = {"exact_epochs": False}
+# Fields older records lack, at the value every run had before the field existed.
+_MISSING_MEANS = {"exact_epochs": False, "data_on_device": False, "seeds_per_program": 1}
 
 
 def finished(run, workdir: Path) -> bool:
@@ -126,6 +131,48 @@ def finished(run, workdir: Path) -> bool:
         f"{k}={done[k]!r}" for k in differ) + " differ from this sweep's (" + ", ".join(
         f"{k}={run.config.get(k)!r}" for k in differ) + "); move it out of the sweep's workdir")
   return True
+
+
+# Settings that do not change what a run trains or measures: where data and logs go, how
+# often it logs and checkpoints (a resumed run equals an uninterrupted one, tests/test_train.py).
+_NOT_TRAINING = ("wandb", "data_dir", "download", "cache", "log_every_steps",
+                 "checkpoint_every_steps")
+
+
+def training_config(config) -> dict:
+  """A run's config without the settings of :data:`_NOT_TRAINING`, missing fields at the
+  value they had before they existed: two runs with equal training configs are the same
+  experiment (on the same machine and code, the same numbers: the CPU runs are deterministic)."""
+  c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  c = json.loads(json.dumps(c))  # tuples as a record's JSON holds them: lists
+  return {**_MISSING_MEANS, **{k: v for k, v in c.items() if k not in _NOT_TRAINING}}
+
+
+def reuse_record(run, workdir: Path, reuse: Path) -> bool:
+  """Copies into ``workdir`` the record of ``run.run_id`` from another sweep under ``reuse``
+  (``<sweep>/<run id>/result.json`` + config.json) whose training config equals this run's,
+  with ``reused_from`` added to its result; whether one was found. A sweep then does not
+  train again what another sweep already ran (Table 3's, 2's and the width sweep's g3 rows
+  are the same runs)."""
+  if (workdir / "result.json").exists():
+    return False
+  want = training_config(run.config)
+  for path in sorted(reuse.glob(f"*/{run.run_id}/result.json")):
+    done = json.loads(path.read_text())
+    if training_config(done.get("config", {})) != want:
+      continue
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = path.with_name("config.json")
+    if cfg.exists():
+      (workdir / "config.json").write_text(cfg.read_text())
+    done["reused_from"] = str(path.parent.relative_to(reuse))
+    tmp = workdir / "result.json.tmp"
+    tmp.write_text(json.dumps(done, indent=2) + "\n")
+    tmp.replace(workdir / "result.json")  # whole or absent, like the trainer's own record
+    logging.info("%s: reused the record of %s (same training config), not trained again",
+                 run.run_id, path.parent)
+    return True
+  return False
 
 
 def run_on_device(config) -> bool:

@@ -13,6 +13,7 @@ bytes (the "generated" line is the newest record's finish time, not the clock).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import statistics
 import sys
@@ -195,8 +196,14 @@ def provenance(records: list[dict]) -> list[str]:
   seeds = sorted({r["seed"] for r in records})
   reached = statistics.fmean(100 * r["metrics"]["eval_top1_err"] for r in records)
   versions = sorted({f"jax {r['versions']['jax']}, flax {r['versions']['flax']}" for r in records})
+  reused = collections.Counter(r["reused_from"].split("/")[0] for r in records
+                               if r.get("reused_from"))
   lines = [
-      f"- Produced by: {len(records)} runs; dataset {', '.join(datasets)}; seeds {seeds}.",
+      f"- Produced by: {len(records)} runs; dataset {', '.join(datasets)}; seeds {seeds}."
+      + (" Of them, " + ", ".join(f"{n} from {sweep}'s records" for sweep, n in
+                                  sorted(reused.items()))
+         + " (the same training config: `main.py --reuse`, not trained again)."
+         if reused else ""),
       "- Budget (preset / steps or epochs / batch / eval split): "
       + "; ".join(f"{p} / {s} / batch {b} / {e}" for p, s, b, e in budget) + ".",
       f"- What the budget reached: {reached:.2f}% top-1 error on average over the "

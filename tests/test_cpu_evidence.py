@@ -69,3 +69,7 @@ def test_a_lab_variant_harvests_into_its_own_records(tmp_path):
                                 "--config.exact_epochs=True"]
   assert (tmp_path / "runs" / "lab_e2-power" / "runs" / "m-seed1").is_dir()
   assert (tmp_path / "runs" / "lab_e2-power" / "lab_sweep").read_text() == "s\n"
+  # a sweep's own run reuses what other sweeps recorded (main.py --reuse)
+  out = _bash(tmp_path, 'run s -', py="echo")
+  assert out.stdout.split() == ["main.py", "--config=configs/s.py:power",
+                                "--workdir=runs/s-power", "--reuse=results/records"]

@@ -268,3 +268,42 @@ def test_tables_refuse_records_of_mixed_budgets():
 def test_every_sweep_with_a_name_has_its_table_builder():
   """main.py refuses a sweep without a builder up front (sweep.TABLE_SWEEPS)."""
   assert set(sweep.TABLE_SWEEPS) == set(tables.BUILDERS)
+
+
+def test_a_sweep_reuses_another_sweeps_run_of_the_same_training_config(tmp_path):
+  """--reuse: a run recorded by another sweep with the same training config (its wandb group
+  and logging differ) is copied in, marked reused_from, and not trained; one whose learning
+  rate differs is not reused; the table says how many runs came from elsewhere."""
+  import json
+  import shutil
+
+  import main
+  c = _tiny_sweep(data_on_device=True)
+  c.sweep.depth = ("standard",)
+  c.seeds = (0,)
+  runner.run_sweep(c, tmp_path / "first")
+  run = sweep.expand(c)[0]
+  dst = tmp_path / "records" / "other_sweep" / run.run_id
+  shutil.copytree(tmp_path / "first" / "runs" / run.run_id, dst,
+                  ignore=shutil.ignore_patterns("checkpoints", "wandb", "*.jsonl"))
+  record = json.loads((dst / "result.json").read_text())
+  record["config"]["wandb"]["group"] = "other_sweep"
+  record["config"]["log_every_steps"] = 1
+  (dst / "result.json").write_text(json.dumps(record))
+  paths = runner.run_sweep(c, tmp_path / "second", reuse=tmp_path / "records")
+  reused = json.loads((tmp_path / "second" / "runs" / run.run_id / "result.json").read_text())
+  assert reused["reused_from"] == f"other_sweep/{run.run_id}"
+  assert reused["metrics"] == record["metrics"]
+  assert not (tmp_path / "second" / "runs" / run.run_id / "checkpoints").exists()  # not trained
+  assert "Of them, 1 from other_sweep's records (the same training config" in paths[0].read_text()
+  # another learning rate is another experiment: not reused
+  record["config"]["learning_rate"] *= 2
+  (dst / "result.json").write_text(json.dumps(record))
+  assert not runner.reuse_record(run, tmp_path / "third" / run.run_id, tmp_path / "records")
+  assert not (tmp_path / "third").exists()
+  # --reuse is checked before any work: a sweep's option, an existing directory
+  with pytest.raises(ValueError, match=r"--reuse='nope': no such directory"):
+    main.check_before_work(c, str(tmp_path / "third"), "0/1", reuse="nope")
+  with pytest.raises(ValueError, match=r"--reuse=.* is for sweeps"):
+    main.check_before_work(tiny_config(), str(tmp_path / "one"), "0/1",
+                           reuse=str(tmp_path / "records"))
