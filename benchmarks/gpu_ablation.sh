@@ -36,8 +36,11 @@ for sweep in $SWEEPS; do
     [ -d "$OUT/$sweep/runs/$(basename "$d")" ] || cp -r "$d" "$OUT/$sweep/runs/"
   done
   echo "== $sweep ($PRESET) at $(( $(date +%s) - start )) s"
+  # --reuse: a run an earlier sweep of this queue recorded (Table 3's g3 and g8 rows are
+  # Table 2's too) is copied in, not trained again.
+  mkdir -p "$OUT/records"
   SHUFFLENET_NO_TCMALLOC=1 $PY main.py --config=configs/$sweep.py:$PRESET \
-    --workdir="$OUT/$sweep" --config.data_on_device=True \
+    --workdir="$OUT/$sweep" --reuse="$OUT/records" --config.data_on_device=True \
     --config.seeds_per_program=6 --config.data_dir="$PWD/data" \
     --config.wandb.mode=disabled "$@"
   copy_records "$OUT/$sweep" "$OUT/records/$sweep" >/dev/null

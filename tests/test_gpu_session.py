@@ -60,6 +60,7 @@ def test_gpu_session_packs_finished_runs_and_resumes_committed_ones(tmp_path):
       "profile_step --shape=imagenet --batch=256 --dtype=bfloat16") < calls.index("main.py")
   assert calls.index("configs/ablation_shuffle.py:power") < calls.index(
       "configs/ablation_groups.py:power")  # the sweeps in SWEEPS' order
+  assert f"--reuse={work}/records" in calls  # a later sweep reuses an earlier one's runs
   # the committed power run was in the workdir before the runner started; the quick one not
   assert (tmp_path / "fakepy.log.seen.ablation_shuffle").read_text().split() == ["done-seed0"]
   assert (tmp_path / "fakepy.log.seen.ablation_groups").read_text().split() == []
