@@ -173,6 +173,10 @@ def main(argv):
   except cluster.ClusterError as e:
     _fail(str(e))
   distributed = FLAGS.distributed or any(FLAGS[n].value is not None for n in names)
+  if distributed and FLAGS.reuse is not None:
+    # Every process must train the same runs; process 0 alone writes records.
+    _fail(f"--reuse={FLAGS.reuse!r} is for single-process sweeps; drop it with --distributed "
+          "(or run the sweep's workers as separate processes: --worker=i/n)")
   try:  # every setting, before TensorFlow, tfds or a dataset is touched
     check_before_work(FLAGS.config, FLAGS.workdir, FLAGS.worker, FLAGS.reuse)
   except ValueError as e:

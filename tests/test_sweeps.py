@@ -307,3 +307,8 @@ def test_a_sweep_reuses_another_sweeps_run_of_the_same_training_config(tmp_path)
   with pytest.raises(ValueError, match=r"--reuse=.* is for sweeps"):
     main.check_before_work(tiny_config(), str(tmp_path / "one"), "0/1",
                            reuse=str(tmp_path / "records"))
+  # not with --distributed: every process must train the same runs, process 0 alone records
+  out = subprocess.run([sys.executable, "main.py", "--config=configs/ablation_groups.py:power",
+                        f"--reuse={tmp_path / 'records'}", "--distributed"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2 and "is for single-process sweeps" in out.stderr, out.stderr
