@@ -95,6 +95,26 @@ def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.G
   return gaps, overall
 
 
+def report(path_a: Path, path_b: Path, a: dict, b: dict, metric: str,
+           gaps: dict[str, stats.Gap], overall: stats.Gap) -> str:
+  """The comparison as markdown: the command, what differs, the table, the detectable gap."""
+  lines = [f"# {path_a} (A) vs {path_b} (B), paired by run id", "",
+           f"`python -m experiments.compare_records {path_a} {path_b}"
+           + (f" --metric={metric}`" if metric != "eval_top1_err" else "`"), "",
+           f"A: {len(a)} runs; B: {len(b)} runs; {overall.n} run ids in both. {metric} A - B "
+           "(points for errors): mean [95% CI] and two-sided p of a paired t-test on the "
+           "per-run differences (same model and seed: same initialization).", "",
+           "What differs between the paired runs:"]
+  lines += [f"- {d}" for d in differences(a, b)] or ["- nothing"]
+  lines += ["", "| model | pairs | A - B [95% CI] p | sd of the differences |", "|---|---|---|---|"]
+  for model, g in list(gaps.items()) + [("all", overall)]:
+    lines.append(f"| {model} | {g.n} | {g} | {'—' if g.sd is None else f'{g.sd:.2f}'} |")
+  if overall.sd:
+    lines += ["", f"Minimal detectable gap over {overall.n} pairs (80% power, 5% two-sided): "
+              f"{stats.minimal_detectable_gap(overall.sd, overall.n):.2f}."]
+  return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(prog="python -m experiments.compare_records", description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,6 +122,7 @@ def main(argv=None) -> int:
   ap.add_argument("b", type=Path, help="record directory B")
   ap.add_argument("--metric", default="eval_top1_err",
                   help="a key of result.json's metrics (errors are printed in points)")
+  ap.add_argument("--out", type=Path, help="write the markdown report here (default: print it)")
   args = ap.parse_args(argv)
   try:
     a, b = load(args.a), load(args.b)
@@ -109,20 +130,12 @@ def main(argv=None) -> int:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(f"A: {args.a} ({len(a)} runs)\nB: {args.b} ({len(b)} runs)\n"
-        f"{overall.n} run ids in both; {args.metric} A - B, paired on the run id")
-  diff = differences(a, b)
-  print("What differs between the paired runs:"
-        + ("".join(f"\n  {d}" for d in diff) or " nothing"))
-  print("\n| model | pairs | A - B [95% CI] p | sd of the differences |\n|---|---|---|---|")
-  for model, g in gaps.items():
-    sd = "—" if g.sd is None else f"{g.sd:.2f}"
-    print(f"| {model} | {g.n} | {g} | {sd} |")
-  sd = "—" if overall.sd is None else f"{overall.sd:.2f}"
-  print(f"| all | {overall.n} | {overall} | {sd} |")
-  if overall.sd:
-    print(f"\nMinimal detectable gap over {overall.n} pairs (80% power, 5% two-sided): "
-          f"{stats.minimal_detectable_gap(overall.sd, overall.n):.2f}")
+  text = report(args.a, args.b, a, b, args.metric, gaps, overall)
+  if args.out:
+    args.out.write_text(text)
+    print(args.out)
+  else:
+    print(text, end="")
   return 0
 
 

@@ -1,6 +1,7 @@
 """experiments/compare_records.py: two record sets paired by run id."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_gaps_are_paired_by_run_id_and_name_what_differs(tmp_path, capsys):
   out = capsys.readouterr().out
   # data_dir differs too but does not change what is trained; the model sets differ (m3)
   # but only the pairs are compared
-  assert "What differs between the paired runs:\n  exact_epochs: False vs True\n\n" in out
+  assert "What differs between the paired runs:\n- exact_epochs: False vs True\n\n" in out
   assert "| m1 | 4 | +1.00 [+0.74, +1.26] p=0.001 | 0.16 |" in out
   assert "| all | 8 |" in out
 
@@ -54,3 +55,12 @@ def test_bad_input_is_named(tmp_path, capsys):
   (tmp_path / "empty").mkdir()
   assert compare_records.main([str(tmp_path / "empty"), str(tmp_path / "a")]) == 2
   assert "no <run id>/result.json records" in capsys.readouterr().err
+
+
+def test_the_committed_cpu_vs_gpu_report_is_reproduced(tmp_path, monkeypatch):
+  root = Path(__file__).resolve().parents[1]
+  monkeypatch.chdir(root)  # the report names the directories as given
+  assert compare_records.main(["results/records/ablation_shuffle",
+                               "results/gpu/records/ablation_shuffle",
+                               f"--out={tmp_path / 'r.md'}"]) == 0
+  assert (tmp_path / "r.md").read_text() == (root / "results/gpu/cpu_vs_gpu.md").read_text()
