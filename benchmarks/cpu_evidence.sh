@@ -95,7 +95,7 @@ run ablation_depth "0.5,"
 # The width sweep runs config by config: seeds 0-2 of every width first (the issue's
 # minimum of 3), then Table 3's 1x rows (6 seeds), then Tables 5 and 4 (MobileNet, the other
 # units: their `quick` tables go to the archive) with 3 seeds, then the exact-epochs lab,
-# then the width sweep's other three seeds.
+# then the width sweep's other three seeds, then Tables 5 and 4's.
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0" "--config.seeds=(0, 1, 2)"
 run ablation_shuffle "1.0,"
 run compare_mobilenet - "--config.seeds=(0, 1, 2)"
@@ -107,3 +107,6 @@ run compare_units - "--config.seeds=(0, 1, 2)"
 #       results/lab/exact_epochs/records/ablation_shuffle
 run_lab exact_epochs ablation_shuffle "0.25," --config.exact_epochs=True
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
+# Then Tables 5 and 4 to 6 seeds (their ShuffleNet rows come from the other sweeps' records).
+run compare_mobilenet -
+run compare_units -
