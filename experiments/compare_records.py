@@ -50,6 +50,7 @@ def load(directory: Path) -> dict[str, tuple[dict, dict]]:
     facts.update(_flat(json.loads(cfg_path.read_text())) if cfg_path.exists() else {})
     device = result.get("device", {})
     facts.update({"device": device.get("device_kind", "?"),
+                  "cpu": device.get("cpu", "(not recorded)"),
                   "jax": result.get("versions", {}).get("jax", "?")})
     runs[path.parent.name] = (result, facts)
   if not runs:

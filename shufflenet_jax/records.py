@@ -160,10 +160,13 @@ def library_versions() -> dict:
 
 
 def device_description() -> dict:
+  """The accelerator and the host CPU (model name and vector extensions): runs of one config
+  on different CPUs of a pool can differ in their last digits and then in their errors
+  (docs/ablations.md, "Runs shared between sweeps")."""
   d = jax.devices()[0]
   return {"platform": d.platform, "device_kind": d.device_kind, "device_count": jax.device_count(),
           "process_count": jax.process_count(), "cpu_count": os.cpu_count(),
-          "processor": platform.processor() or platform.machine()}
+          "processor": platform.processor() or platform.machine(), "cpu": cpu_description()}
 
 
 def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet224: float,

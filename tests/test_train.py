@@ -133,6 +133,7 @@ def test_accuracy_floor_on_fashion_mnist(fmnist_run):
   rec = json.loads((workdir / "result.json").read_text())
   assert rec["model"] == "shufflenet_0.25x_g3" and rec["params"] > 0
   assert rec["device"]["platform"] == "cpu" and rec["versions"]["jax"]
+  assert rec["device"]["cpu"] == records.cpu_description()  # the host CPU's model and ISA
   assert rec["implementations"] == run_plan.resolve_impls(rec["config"])  # auto, resolved
   assert rec["implementations"]["pool_impl"] == "shift"
   assert (workdir / "config.json").exists()
