@@ -95,7 +95,7 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
           loadavg_1min=[round(load_before, 2), round(load_after, 2)],
           finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
       rdirs[model].mkdir(parents=True, exist_ok=True)
-      run_records._atomic_write(rdirs[model] / "result.json", json.dumps(record, indent=1) + "\n")  # noqa: SLF001
+      run_records.atomic_write(rdirs[model] / "result.json", json.dumps(record, indent=1) + "\n")
       if report.problems:
         logging.warning("%s: CHECK FAILED: %s", rdirs[model].name, "; ".join(report.problems))
     done_now += 1
@@ -115,7 +115,7 @@ def run(config, workdir: str | Path | None = None) -> list[Path]:
       record = dict(_common(config, commit), **_jsonable(agreement), kind="int8_agreement",
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
       adir.mkdir(parents=True, exist_ok=True)
-      run_records._atomic_write(adir / "result.json", json.dumps(record, indent=1) + "\n")  # noqa: SLF001
+      run_records.atomic_write(adir / "result.json", json.dumps(record, indent=1) + "\n")
   recs = load_records(root / "runs")
   paths = build(recs, root / "results")
   print("\n".join(map(str, paths)))

@@ -164,11 +164,9 @@ def reuse_record(run, workdir: Path, reuse: Path) -> bool:
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = path.with_name("config.json")
     if cfg.exists():
-      (workdir / "config.json").write_text(cfg.read_text())
+      records.atomic_write(workdir / "config.json", cfg.read_text())
     done["reused_from"] = str(path.parent.relative_to(reuse))
-    tmp = workdir / "result.json.tmp"
-    tmp.write_text(json.dumps(done, indent=2) + "\n")
-    tmp.replace(workdir / "result.json")  # whole or absent, like the trainer's own record
+    records.atomic_write(workdir / "result.json", json.dumps(done, indent=1, sort_keys=True) + "\n")
     logging.info("%s: reused the record of %s (same training config), not trained again",
                  run.run_id, path.parent)
     return True

@@ -24,7 +24,7 @@ def writes_records() -> bool:
   return jax.process_index() == 0
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
   # A name of this process's own: no other writer can move or replace it midway.
   tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
   try:
@@ -36,7 +36,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def write_config(config, workdir: Path) -> None:
   if writes_records():
-    _atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
+    atomic_write(workdir / "config.json", config.to_json_best_effort(indent=1, sort_keys=True))
 
 
 # The timing fields of a metrics line: they differ between two runs of the same training.
@@ -71,7 +71,7 @@ def truncate_metrics(workdir: Path, step: int, final: bool = False,
         f"{workdir / 'checkpoints'} is " + (f"at step {step}" if step else "none")
         + ": the checkpoints were lost. Put them back to resume, or move metrics.jsonl "
         f"away to train again from step {step}")
-  _atomic_write(path, "".join(l + "\n" for l in keep))
+  atomic_write(path, "".join(l + "\n" for l in keep))
   return elapsed
 
 
@@ -194,4 +194,4 @@ def run_record(config, *, final_metrics: dict, complexity: dict, mflops_imagenet
 
 def write_result(workdir: Path, result: dict) -> None:
   if writes_records():
-    _atomic_write(workdir / "result.json", json.dumps(result, indent=1, sort_keys=True) + "\n")
+    atomic_write(workdir / "result.json", json.dumps(result, indent=1, sort_keys=True) + "\n")
