@@ -312,3 +312,20 @@ def test_a_sweep_reuses_another_sweeps_run_of_the_same_training_config(tmp_path)
                         f"--reuse={tmp_path / 'records'}", "--distributed"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
   assert out.returncode == 2 and "is for single-process sweeps" in out.stderr, out.stderr
+
+
+def test_training_config_reads_older_records_as_the_settings_they_had():
+  """A record from before data_on_device / seeds_per_program / exact_epochs existed (tf.data,
+  one seed per program, repeat-then-shuffle) is the same experiment as a run with those
+  defaults; tuples compare equal to the lists a record's JSON holds; logging does not count."""
+  import json
+  c = _tiny_sweep()
+  run = sweep.expand(c)[0]
+  old = json.loads(run.config.to_json_best_effort())
+  for key in ("data_on_device", "seeds_per_program", "exact_epochs"):
+    old.pop(key)
+  old["log_every_steps"] = 7
+  old["wandb"]["group"] = "another sweep"
+  assert runner.training_config(old) == runner.training_config(run.config)
+  old["seeds_per_program"] = 6  # vmapped seeds: not the same float32 numbers
+  assert runner.training_config(old) != runner.training_config(run.config)
