@@ -393,23 +393,31 @@ def table_units(records):
   c = _by_model(records)
   cells4 = paper.table4_cells()
   header = ["complexity (MFLOPs)"] + [f"{k} ours" for k in UNIT_KINDS] + \
-      [f"{k} paper" for k in UNIT_KINDS]
-  rows, best, plot, gaps = [], [], [], []
+      [f"{k} paper" for k in UNIT_KINDS] + \
+      ["best other unit - ShuffleNet, ours [95% CI] p", "best other unit - ShuffleNet, paper"]
+  rows, best, plot, gaps, vs_paper = [], [], [], [], []
   for level in (140, 38, 13):
     at = {x["kind"]: x for x in cells4 if x["level"] == level}
     ours = {k: c[at[k]["name"]] if k in at else None for k in UNIT_KINDS}
-    rows.append([level] + [("not in paper" if ours[k] is None else
-                            f"{ours[k]} [{_fmt(ours[k].mflops)}]") for k in UNIT_KINDS]
-                + [_fmt(at[k]["error"]) if k in at else "—" for k in UNIT_KINDS])
     measured = {k: v.mean for k, v in ours.items() if v is not None and v.n}
+    paper_other = min((k for k in at if k != "shufflenet"), key=lambda k: at[k]["error"])
+    paper_gap = at[paper_other]["error"] - at["shufflenet"]["error"]
+    ours_gap = "—"
     if "shufflenet" in measured and len(measured) > 1:
       best.append(min(measured, key=measured.get) == "shufflenet")
       runner_up = min((k for k in measured if k != "shufflenet"), key=measured.get)
       gaps.append(gap(ours[runner_up], ours["shufflenet"]))
+      ours_gap = f"{runner_up}: {_gap_str(gaps[-1])}"
+      vs_paper.append((f"{level} MFLOPs", gaps[-1], paper_gap))
+    rows.append([level] + [("not in paper" if ours[k] is None else
+                            f"{ours[k]} [{_fmt(ours[k].mflops)}]") for k in UNIT_KINDS]
+                + [_fmt(at[k]["error"]) if k in at else "—" for k in UNIT_KINDS]
+                + [ours_gap, f"{paper_other}: {paper_gap:+.1f}"])
     plot.append((level, measured, {k: at[k]["error"] for k in at}))
   findings = [f"ShuffleNet has the lowest error at {sum(best)}/{len(best)} complexity levels "
               "(paper: 3/3). Cells: error [MFLOPs at 224x224 of the fitted model]."]
   findings += gap_findings(gaps, "complexity levels", "ShuffleNet beats the best other unit")
+  findings += paper_gap_findings(vs_paper, "complexity levels")
 
   def figure(ax_ours, ax_paper):
     for ax, i, title in ((ax_ours, 1, "ours"), (ax_paper, 2, "paper (ImageNet)")):

@@ -329,3 +329,15 @@ def test_training_config_reads_older_records_as_the_settings_they_had():
   assert runner.training_config(old) == runner.training_config(run.config)
   old["seeds_per_program"] = 6  # vmapped seeds: not the same float32 numbers
   assert runner.training_config(old) != runner.training_config(run.config)
+
+
+def test_table4_states_the_gap_to_the_best_other_unit_beside_the_papers():
+  """The paper's best other unit at 140 / 38 / 13 MFLOPs is ResNeXt (33.3 vs ShuffleNet's
+  32.4), Xception-like (45.1 vs 41.6), Xception-like (57.1 vs 52.7); ours comes with its CI."""
+  records = tables.load_records(ROOT / "results" / "records" / "compare_units")
+  header, rows, findings, _ = tables.table_units(records)
+  assert header[-2:] == ["best other unit - ShuffleNet, ours [95% CI] p",
+                         "best other unit - ShuffleNet, paper"]
+  assert [r[-1] for r in rows] == ["resnext: +0.9", "xception_like: +3.5", "xception_like: +4.4"]
+  assert all(re.match(r"\w+: [+-]\d+\.\d\d \[", r[-2]) for r in rows), [r[-2] for r in rows]
+  assert any(f.startswith("The paper's gap lies inside our 95% CI in") for f in findings)
