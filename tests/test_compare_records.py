@@ -57,10 +57,14 @@ def test_bad_input_is_named(tmp_path, capsys):
   assert "no <run id>/result.json records" in capsys.readouterr().err
 
 
-def test_the_committed_cpu_vs_gpu_report_is_reproduced(tmp_path, monkeypatch):
+# Each committed report: (its path, the two record directories it compares).
+REPORTS = [("results/gpu/cpu_vs_gpu.md", "results/records/ablation_shuffle",
+            "results/gpu/records/ablation_shuffle")]
+
+
+@pytest.mark.parametrize("report, a, b", REPORTS)
+def test_the_committed_reports_are_reproduced(tmp_path, monkeypatch, report, a, b):
   root = Path(__file__).resolve().parents[1]
   monkeypatch.chdir(root)  # the report names the directories as given
-  assert compare_records.main(["results/records/ablation_shuffle",
-                               "results/gpu/records/ablation_shuffle",
-                               f"--out={tmp_path / 'r.md'}"]) == 0
-  assert (tmp_path / "r.md").read_text() == (root / "results/gpu/cpu_vs_gpu.md").read_text()
+  assert compare_records.main([a, b, f"--out={tmp_path / 'r.md'}"]) == 0
+  assert (tmp_path / "r.md").read_text() == (root / report).read_text()
