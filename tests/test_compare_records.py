@@ -59,6 +59,11 @@ def test_bad_input_is_named(tmp_path, capsys):
 
 # Each committed report: (its path, the two record directories it compares).
 REPORTS = [("results/gpu/cpu_vs_gpu.md", "results/records/ablation_shuffle",
+            "results/gpu/records/ablation_shuffle"),
+           ("results/lab/exact_epochs/inexact_vs_exact.md", "results/records/ablation_shuffle",
+            "results/lab/exact_epochs/records/ablation_shuffle"),
+           ("results/lab/exact_epochs/exact_vs_gpu.md",
+            "results/lab/exact_epochs/records/ablation_shuffle",
             "results/gpu/records/ablation_shuffle")]
 
 
