@@ -21,11 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from experiments import stats
-from experiments.runner import _MISSING_MEANS
-
-# Differences that do not change what is trained (where the data was read from, logging).
-_IGNORED = ("data_dir", "workdir", "wandb.")
+from experiments import runner, stats
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -46,8 +42,10 @@ def load(directory: Path) -> dict[str, tuple[dict, dict]]:
   for path in sorted(directory.glob("*/result.json")):
     result = json.loads(path.read_text())
     cfg_path = path.with_name("config.json")
-    facts = {k: str(v) for k, v in _MISSING_MEANS.items()}  # a field older records lack
-    facts.update(_flat(json.loads(cfg_path.read_text())) if cfg_path.exists() else {})
+    # What is trained, as the runner's --reuse compares it (older records' missing fields at
+    # the values they had), then where.
+    facts = _flat(runner.training_config(json.loads(cfg_path.read_text()))
+                  if cfg_path.exists() else {})
     device = result.get("device", {})
     facts.update({"device": device.get("device_kind", "?"),
                   "cpu": device.get("cpu", "(not recorded)"),
@@ -73,7 +71,7 @@ def differences(a: dict, b: dict) -> list[str]:
   return [f"{k}: {', '.join(sorted(va.get(k, {'(unset)'})))} vs "
           f"{', '.join(sorted(vb.get(k, {'(unset)'})))}"
           for k in sorted(set(va) | set(vb))
-          if not k.startswith(_IGNORED) and va.get(k) != vb.get(k)]
+          if va.get(k) != vb.get(k)]
 
 
 def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.Gap]:
