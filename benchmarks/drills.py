@@ -129,9 +129,17 @@ def check(args, named: str, p: subprocess.CompletedProcess) -> str | None:
     return f"{len(errors)} error lines"
   if named not in errors[0]:
     return f"the error does not name {named!r}"
-  if "Traceback" in p.stdout + p.stderr:
-    return "a traceback"
-  return None
+  return traceback_in(p)
+
+
+def traceback_in(p: subprocess.CompletedProcess) -> str | None:
+  """None without a traceback in ``p``'s output, else 'a traceback' and its last lines (what
+  raised, and where: enough to fix a failure seen once, e.g. in CI)."""
+  text = p.stdout + p.stderr
+  if "Traceback" not in text:
+    return None
+  tail = text[text.rindex("Traceback"):].splitlines()
+  return "a traceback: " + " | ".join(l.strip() for l in tail[-6:])
 
 
 def run_all(workers: int = 4):
@@ -319,8 +327,8 @@ def corrupt_case(case, reference: Path, workdir: Path) -> tuple[str, str, str]:
     if p.returncode != 2 or len(errors) != 1:
       return f"exit {p.returncode}", f"{len(errors)} error lines: {p.stderr[-300:]}", line
     problem = (f"the error does not name {named!r}" if named not in line
-               else "a traceback" if "Traceback" in p.stdout + p.stderr
-               else "the workdir was changed" if snapshot(workdir) != before else "ok")
+               else traceback_in(p) or ("the workdir was changed"
+                                        if snapshot(workdir) != before else "ok"))
     return "refused", problem, line
   # verify: the finished run is left alone by a rerun, and verify finds the damage
   if p.returncode != 0:

@@ -266,16 +266,18 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
       (workdir / "checkpoints").absolute(),
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                            cleanup_tmp_directories=True))
-  start_step, state = _resume(ckpt, jax.device_put(setup.state, replicated), workdir)
-  earlier_s = records.truncate_metrics(workdir, start_step, final=start_step == plan.total_steps,
-                                       lost_after=2 * plan.checkpoint_every_steps)
-  train_step, eval_step = _jit_steps(setup, plan, data_sharding, replicated)
-  mirror = WandbMirror(config, workdir)
-  writer = records.MetricsWriter(workdir, mirror, earlier_s, started=t_start)
-  train_iter = input_pipeline.train_dataset(
-      config, start_step=start_step,
-      rows=process_rows(data_sharding, plan.batch_size)).as_numpy_iterator()
-  try:
+  mirror = None
+  try:  # whatever fails from here (a refusal too) closes the manager and the mirror
+    start_step, state = _resume(ckpt, jax.device_put(setup.state, replicated), workdir)
+    earlier_s = records.truncate_metrics(workdir, start_step,
+                                         final=start_step == plan.total_steps,
+                                         lost_after=2 * plan.checkpoint_every_steps)
+    train_step, eval_step = _jit_steps(setup, plan, data_sharding, replicated)
+    mirror = WandbMirror(config, workdir)
+    writer = records.MetricsWriter(workdir, mirror, earlier_s, started=t_start)
+    train_iter = input_pipeline.train_dataset(
+        config, start_step=start_step,
+        rows=process_rows(data_sharding, plan.batch_size)).as_numpy_iterator()
     logging.info("training %s on %s for %d steps (batch %d, %d devices)", plan.model,
                  config.dataset, plan.total_steps, plan.batch_size, jax.device_count())
 
@@ -310,7 +312,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
   finally:
     ckpt.wait_until_finished()
     ckpt.close()
-    mirror.finish()
+    if mirror is not None:
+      mirror.finish()
 
 
 def _shardings(plan: run_plan.Plan) -> tuple[jax.NamedSharding, jax.NamedSharding]:
