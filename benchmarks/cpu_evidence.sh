@@ -106,6 +106,15 @@ run compare_units - "--config.seeds=(0, 1, 2)"
 #   python -m experiments.compare_records results/records/ablation_shuffle \
 #       results/lab/exact_epochs/records/ablation_shuffle
 run_lab exact_epochs ablation_shuffle "0.25," --config.exact_epochs=True
+# It does not (docs/ablations.md). Is it the data pipeline or the device? The same rows with the
+# GPU's on-device pipeline (data_on_device, 6 seeds per vmapped program, as gpu_ablation.sh)
+# on this CPU; pair with the tf.data records (pipeline) and with the GPU's (device):
+#   python -m experiments.compare_records results/records/ablation_shuffle \
+#       results/lab/on_device/records/ablation_shuffle
+#   python -m experiments.compare_records results/lab/on_device/records/ablation_shuffle \
+#       results/gpu/records/ablation_shuffle
+run_lab on_device ablation_shuffle "0.25," --config.data_on_device=True \
+  --config.seeds_per_program=6
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 # Then Tables 5 and 4 to 6 seeds (their ShuffleNet rows come from the other sweeps' records).
 run compare_mobilenet -
