@@ -115,6 +115,11 @@ run_lab exact_epochs ablation_shuffle "0.25," --config.exact_epochs=True
 #       results/gpu/records/ablation_shuffle
 run_lab on_device ablation_shuffle "0.25," --config.data_on_device=True \
   --config.seeds_per_program=6
+# The gap is the pipeline's, not the device's (docs/ablations.md). On-device batches with one
+# seed per program (no vmap): does vmapping the seeds change the training? Pair with on_device:
+#   python -m experiments.compare_records results/lab/on_device_k1/records/ablation_shuffle \
+#       results/lab/on_device/records/ablation_shuffle
+run_lab on_device_k1 ablation_shuffle "0.25," --config.data_on_device=True
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 # Then Tables 5 and 4 to 6 seeds (their ShuffleNet rows come from the other sweeps' records).
 run compare_mobilenet -

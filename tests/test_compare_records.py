@@ -64,6 +64,14 @@ REPORTS = [("results/gpu/cpu_vs_gpu.md", "results/records/ablation_shuffle",
             "results/lab/exact_epochs/records/ablation_shuffle"),
            ("results/lab/exact_epochs/exact_vs_gpu.md",
             "results/lab/exact_epochs/records/ablation_shuffle",
+            "results/gpu/records/ablation_shuffle"),
+           ("results/lab/on_device/tfdata_vs_on_device.md", "results/records/ablation_shuffle",
+            "results/lab/on_device/records/ablation_shuffle"),
+           ("results/lab/on_device/exact_vs_on_device.md",
+            "results/lab/exact_epochs/records/ablation_shuffle",
+            "results/lab/on_device/records/ablation_shuffle"),
+           ("results/lab/on_device/on_device_cpu_vs_gpu.md",
+            "results/lab/on_device/records/ablation_shuffle",
             "results/gpu/records/ablation_shuffle")]
 
 
