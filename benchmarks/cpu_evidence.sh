@@ -38,6 +38,7 @@ harvest() {  # finished runs of every power workdir -> their records, tables reb
     grep -qs '"preset": "power"' "$lab"/*/*/config.json || continue
     $PY -m experiments.tables --records "$lab" --out "$(dirname "$lab")" > /dev/null
   done
+  $PY -m experiments.compare_records --committed > /dev/null  # the paired reports, too
 }
 
 archive_quick() {  # a sweep's older `quick` records and tables -> results/archive/quick_1seed/
@@ -120,6 +121,12 @@ run_lab on_device ablation_shuffle "0.25," --config.data_on_device=True \
 #   python -m experiments.compare_records results/lab/on_device_k1/records/ablation_shuffle \
 #       results/lab/on_device/records/ablation_shuffle
 run_lab on_device_k1 ablation_shuffle "0.25," --config.data_on_device=True
+# k=1 minus k=6: +0.30 [-0.08, +0.67] over 24 pairs (one step agrees to 2.6e-8): both labs to
+# 12 seeds, to tell a vmap effect of ~0.3 points from noise.
+run_lab on_device ablation_shuffle "0.25," --config.data_on_device=True \
+  --config.seeds_per_program=6 "--config.seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"
+run_lab on_device_k1 ablation_shuffle "0.25," --config.data_on_device=True \
+  "--config.seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 # Then Tables 5 and 4 to 6 seeds (their ShuffleNet rows come from the other sweeps' records).
 run compare_mobilenet -

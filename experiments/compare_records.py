@@ -114,15 +114,58 @@ def report(path_a: Path, path_b: Path, a: dict, b: dict, metric: str,
   return "\n".join(lines) + "\n"
 
 
+# The committed reports (report, A, B), rebuilt by `--committed` (cpu_evidence.sh's harvest
+# does it after each harvest, so new records and their reports are committed together) and
+# checked to be reproduced by tests/test_compare_records.py. Paths from the project root.
+_SHUFFLE = "records/ablation_shuffle"
+COMMITTED = [
+    ("results/gpu/cpu_vs_gpu.md", f"results/{_SHUFFLE}", f"results/gpu/{_SHUFFLE}"),
+    ("results/lab/exact_epochs/inexact_vs_exact.md", f"results/{_SHUFFLE}",
+     f"results/lab/exact_epochs/{_SHUFFLE}"),
+    ("results/lab/exact_epochs/exact_vs_gpu.md", f"results/lab/exact_epochs/{_SHUFFLE}",
+     f"results/gpu/{_SHUFFLE}"),
+    ("results/lab/on_device/tfdata_vs_on_device.md", f"results/{_SHUFFLE}",
+     f"results/lab/on_device/{_SHUFFLE}"),
+    ("results/lab/on_device/exact_vs_on_device.md", f"results/lab/exact_epochs/{_SHUFFLE}",
+     f"results/lab/on_device/{_SHUFFLE}"),
+    ("results/lab/on_device/on_device_cpu_vs_gpu.md", f"results/lab/on_device/{_SHUFFLE}",
+     f"results/gpu/{_SHUFFLE}"),
+    ("results/lab/on_device_k1/k1_vs_k6.md", f"results/lab/on_device_k1/{_SHUFFLE}",
+     f"results/lab/on_device/{_SHUFFLE}"),
+    ("results/lab/on_device_k1/tfdata_vs_k1.md", f"results/{_SHUFFLE}",
+     f"results/lab/on_device_k1/{_SHUFFLE}"),
+    ("results/lab/on_device_k1/exact_vs_k1.md", f"results/lab/exact_epochs/{_SHUFFLE}",
+     f"results/lab/on_device_k1/{_SHUFFLE}"),
+]
+
+
+def rebuild_committed(metric: str = "eval_top1_err") -> int:
+  """Writes every report of COMMITTED whose two record directories exist (run from the
+  project root: the reports name the directories as given)."""
+  for out, a, b in COMMITTED:
+    if Path(a).is_dir() and Path(b).is_dir():
+      if main([a, b, f"--metric={metric}", f"--out={out}"]):
+        return 2
+  return 0
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(prog="python -m experiments.compare_records", description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("a", type=Path, help="record directory A (<run id>/result.json)")
-  ap.add_argument("b", type=Path, help="record directory B")
+  ap.add_argument("a", type=Path, nargs="?", help="record directory A (<run id>/result.json)")
+  ap.add_argument("b", type=Path, nargs="?", help="record directory B")
   ap.add_argument("--metric", default="eval_top1_err",
                   help="a key of result.json's metrics (errors are printed in points)")
   ap.add_argument("--out", type=Path, help="write the markdown report here (default: print it)")
+  ap.add_argument("--committed", action="store_true",
+                  help="rebuild every committed report (COMMITTED; from the project root)")
   args = ap.parse_args(argv)
+  if args.committed:
+    if args.a or args.b or args.out:
+      ap.error("--committed takes no record directories and no --out")
+    return rebuild_committed(args.metric)
+  if args.a is None or args.b is None:
+    ap.error("two record directories A and B are required (or --committed)")
   try:
     a, b = load(args.a), load(args.b)
     gaps, overall = paired(a, b, args.metric)

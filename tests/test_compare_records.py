@@ -58,21 +58,15 @@ def test_bad_input_is_named(tmp_path, capsys):
 
 
 # Each committed report: (its path, the two record directories it compares).
-REPORTS = [("results/gpu/cpu_vs_gpu.md", "results/records/ablation_shuffle",
-            "results/gpu/records/ablation_shuffle"),
-           ("results/lab/exact_epochs/inexact_vs_exact.md", "results/records/ablation_shuffle",
-            "results/lab/exact_epochs/records/ablation_shuffle"),
-           ("results/lab/exact_epochs/exact_vs_gpu.md",
-            "results/lab/exact_epochs/records/ablation_shuffle",
-            "results/gpu/records/ablation_shuffle"),
-           ("results/lab/on_device/tfdata_vs_on_device.md", "results/records/ablation_shuffle",
-            "results/lab/on_device/records/ablation_shuffle"),
-           ("results/lab/on_device/exact_vs_on_device.md",
-            "results/lab/exact_epochs/records/ablation_shuffle",
-            "results/lab/on_device/records/ablation_shuffle"),
-           ("results/lab/on_device/on_device_cpu_vs_gpu.md",
-            "results/lab/on_device/records/ablation_shuffle",
-            "results/gpu/records/ablation_shuffle")]
+REPORTS = compare_records.COMMITTED
+
+
+def test_committed_takes_no_directories_and_two_directories_are_needed_without_it(capsys):
+  for argv in (["--committed", "results/records"], ["results/records"], []):
+    with pytest.raises(SystemExit) as e:
+      compare_records.main(argv)
+    assert e.value.code == 2
+  assert "two record directories A and B are required" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("report, a, b", REPORTS)
