@@ -160,3 +160,59 @@ assert not [m for m, v in sys.modules.items() if m.startswith("tensorflow") and 
                        env={**os.environ, "JAX_PLATFORMS": "cpu"}, cwd=ROOT, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "[0, 1]" in out.stdout
+
+
+def _keyed(images, labels) -> list[tuple[bytes, int]]:
+  """(image bytes rounded to 1e-4, label) sorted: a split as a multiset, order aside."""
+  return sorted((np.round(np.asarray(i, np.float32), 4).tobytes(), int(l))
+                for i, l in zip(images, labels))
+
+
+def test_the_two_pipelines_evaluate_the_same_test_images_identically():
+  """tf.data and the on-device path feed the same 10000 normalized test images and labels
+  (in another order: tfds shuffles the prepared split; a sliced split therefore holds other
+  images in the two pipelines, docs/ablations.md)."""
+  from shufflenet_jax import datasets, input_pipeline
+  c = tiny_config(eval_split="test", eval_batch_size=1000)
+  ds, _ = input_pipeline.eval_dataset(c)
+  batches = list(ds.as_numpy_iterator())
+  mask = np.concatenate([b["mask"] for b in batches]) > 0
+  tf_images = np.concatenate([b["image"] for b in batches])[mask]
+  tf_labels = np.concatenate([b["label"] for b in batches])[mask]
+  _, split = device_data.splits(c)
+  device_images = device_data.normalize(split.images, datasets.dataset_spec(c.dataset))
+  assert len(tf_labels) == len(split.labels) == 10000
+  assert _keyed(tf_images, tf_labels) == _keyed(device_images, split.labels)
+
+
+def test_the_two_pipelines_crop_and_flip_alike():
+  """Where a marker pixel lands after pad-2 crop + flip: each pipeline reaches all 5 x 5 x 2
+  outcomes about equally often (2000 draws each, deterministic seeds; a lost offset or flip
+  would empty 10-25 cells)."""
+  import tensorflow as tf
+  from shufflenet_jax import datasets, input_pipeline
+  c = tiny_config(augment="pad_crop_flip", crop_padding=2)
+  spec = datasets.dataset_spec(c.dataset)
+  marker = np.zeros((28, 28, 1), np.uint8)
+  marker[10, 5] = 255
+  n = 2000
+
+  def where(images) -> list[tuple[int, int]]:
+    flat = np.asarray(images)[..., 0].reshape(len(images), -1).argmax(axis=1)
+    return [divmod(int(i), 28) for i in flat]
+
+  fn = input_pipeline._train_preprocess(c, spec, seed=0)
+  ds = tf.data.Dataset.range(n).map(
+      lambda i: fn(i, {"image": tf.constant(marker), "label": tf.constant(0, tf.int64)}))
+  tf_where = where(np.stack([e["image"] for e in ds.as_numpy_iterator()]))
+  c.batch_size = 200
+  batch = jax.jit(device_data.make_train_batch(c, n))
+  images, labels = np.repeat(marker[None], n, 0), np.zeros(n, np.int32)
+  device_where = [p for s in range(n // 200)
+                  for p in where(batch(images, labels, 0, s)["image"])]
+  cells = {(10 + dy, x) for dy in range(-2, 3) for x in [5 + dx for dx in range(-2, 3)]
+           + [22 + dx for dx in range(-2, 3)]}  # unflipped column 5, flipped 27 - 5 = 22
+  for name, seen in (("tf.data", tf_where), ("on-device", device_where)):
+    counts = {cell: seen.count(cell) for cell in cells}
+    assert set(seen) == cells, (name, sorted(set(seen) ^ cells))
+    assert all(15 <= k <= 65 for k in counts.values()), (name, counts)  # 40 expected
