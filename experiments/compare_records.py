@@ -139,12 +139,12 @@ COMMITTED = [
 ]
 
 
-def rebuild_committed(metric: str = "eval_top1_err") -> int:
+def rebuild_committed() -> int:
   """Writes every report of COMMITTED whose two record directories exist (run from the
   project root: the reports name the directories as given)."""
   for out, a, b in COMMITTED:
     if Path(a).is_dir() and Path(b).is_dir():
-      if main([a, b, f"--metric={metric}", f"--out={out}"]):
+      if main([a, b, f"--out={out}"]):
         return 2
   return 0
 
@@ -161,9 +161,10 @@ def main(argv=None) -> int:
                   help="rebuild every committed report (COMMITTED; from the project root)")
   args = ap.parse_args(argv)
   if args.committed:
-    if args.a or args.b or args.out:
-      ap.error("--committed takes no record directories and no --out")
-    return rebuild_committed(args.metric)
+    if args.a or args.b or args.out or args.metric != ap.get_default("metric"):
+      ap.error("--committed takes no record directories, --out or --metric (the committed "
+               "reports are of eval_top1_err)")
+    return rebuild_committed()
   if args.a is None or args.b is None:
     ap.error("two record directories A and B are required (or --committed)")
   try:

@@ -62,7 +62,8 @@ REPORTS = compare_records.COMMITTED
 
 
 def test_committed_takes_no_directories_and_two_directories_are_needed_without_it(capsys):
-  for argv in (["--committed", "results/records"], ["results/records"], []):
+  for argv in (["--committed", "results/records"], ["--committed", "--metric=train_loss"],
+               ["results/records"], []):
     with pytest.raises(SystemExit) as e:
       compare_records.main(argv)
     assert e.value.code == 2
