@@ -107,26 +107,15 @@ run compare_units - "--config.seeds=(0, 1, 2)"
 #   python -m experiments.compare_records results/records/ablation_shuffle \
 #       results/lab/exact_epochs/records/ablation_shuffle
 run_lab exact_epochs ablation_shuffle "0.25," --config.exact_epochs=True
-# It does not (docs/ablations.md). Is it the data pipeline or the device? The same rows with the
-# GPU's on-device pipeline (data_on_device, 6 seeds per vmapped program, as gpu_ablation.sh)
-# on this CPU; pair with the tf.data records (pipeline) and with the GPU's (device):
-#   python -m experiments.compare_records results/records/ablation_shuffle \
-#       results/lab/on_device/records/ablation_shuffle
-#   python -m experiments.compare_records results/lab/on_device/records/ablation_shuffle \
-#       results/gpu/records/ablation_shuffle
+# It does not (docs/ablations.md). Is it the data pipeline, the device or the vmap? The same
+# rows on this CPU with the GPU's on-device pipeline, 6 seeds per vmapped program (on_device, as
+# gpu_ablation.sh) and one (on_device_k1); 12 seeds (6-11 pair the two labs only: the tf.data
+# and GPU records have 0-5). Every pairing is a committed report (`python -m
+# experiments.compare_records --committed`, experiments/compare_records.py's COMMITTED).
+SEEDS12="--config.seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"
 run_lab on_device ablation_shuffle "0.25," --config.data_on_device=True \
-  --config.seeds_per_program=6
-# The gap is the pipeline's, not the device's (docs/ablations.md). On-device batches with one
-# seed per program (no vmap): does vmapping the seeds change the training? Pair with on_device:
-#   python -m experiments.compare_records results/lab/on_device_k1/records/ablation_shuffle \
-#       results/lab/on_device/records/ablation_shuffle
-run_lab on_device_k1 ablation_shuffle "0.25," --config.data_on_device=True
-# k=1 minus k=6: +0.30 [-0.08, +0.67] over 24 pairs (one step agrees to 2.6e-8): both labs to
-# 12 seeds, to tell a vmap effect of ~0.3 points from noise.
-run_lab on_device ablation_shuffle "0.25," --config.data_on_device=True \
-  --config.seeds_per_program=6 "--config.seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"
-run_lab on_device_k1 ablation_shuffle "0.25," --config.data_on_device=True \
-  "--config.seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"
+  --config.seeds_per_program=6 "$SEEDS12"
+run_lab on_device_k1 ablation_shuffle "0.25," --config.data_on_device=True "$SEEDS12"
 run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 # Then Tables 5 and 4 to 6 seeds (their ShuffleNet rows come from the other sweeps' records).
 run compare_mobilenet -
