@@ -102,12 +102,19 @@ def report(path_a: Path, path_b: Path, a: dict, b: dict, metric: str,
            + (f" --metric={metric}`" if metric != "eval_top1_err" else "`"), "",
            f"A: {len(a)} runs; B: {len(b)} runs; {overall.n} run ids in both. {metric} A - B "
            "(points for errors): mean [95% CI] and two-sided p of a paired t-test on the "
-           "per-run differences (same model and seed: same initialization).", "",
+           "per-run differences (same model and seed: same initialization); r: how much the "
+           "run id fixes the metric across the two sets (1 - the differences' variance over "
+           "the two sides' summed variances, within models; Pearson's r for equal spreads).",
+           "",
            "What differs between the paired runs:"]
   lines += [f"- {d}" for d in differences(a, b)] or ["- nothing"]
-  lines += ["", "| model | pairs | A - B [95% CI] p | sd of the differences |", "|---|---|---|---|"]
+  lines += ["", "| model | pairs | A - B [95% CI] p | sd of the differences | r |",
+            "|---|---|---|---|---|"]
+  r_all = stats.pooled_r(list(gaps.values()))  # within models: their means would inflate it
   for model, g in list(gaps.items()) + [("all", overall)]:
-    lines.append(f"| {model} | {g.n} | {g} | {'—' if g.sd is None else f'{g.sd:.2f}'} |")
+    r = r_all if model == "all" else g.r
+    lines.append(f"| {model} | {g.n} | {g} | {'—' if g.sd is None else f'{g.sd:.2f}'} | "
+                 f"{'—' if r is None else f'{r:+.2f}'} |")
   if overall.sd:
     lines += ["", f"Minimal detectable gap over {overall.n} pairs (80% power, 5% two-sided): "
               f"{stats.minimal_detectable_gap(overall.sd, overall.n):.2f}."]

@@ -39,10 +39,22 @@ class Gap:
   n: int
   test: str
   sd: float | None  # sd of the per-seed differences (paired) or the pooled per-cell sd
+  # Paired: sqrt(var(a) + var(b)) over the shared seeds, the differences' sd had the arms
+  # been drawn independently with these spreads (what pairing is measured against).
+  sd_unpaired: float | None = None
 
   @property
   def significant(self) -> bool:
     return self.p is not None and self.p < ALPHA
+
+  @property
+  def r(self) -> float | None:
+    """1 - var(differences) / (var(a) + var(b)) over the paired seeds: the arms'
+    correlation (Pearson's r where their spreads agree). Pairing divides the seeds a test
+    needs by 1 / (1 - r): nothing at r = 0. None for unpaired or constant arms."""
+    if self.sd is None or not self.sd_unpaired:
+      return None
+    return 1.0 - self.sd ** 2 / self.sd_unpaired ** 2
 
   def __str__(self) -> str:
     if self.p is None:
@@ -70,7 +82,8 @@ def compare(a: dict, b: dict) -> Gap | None:
     sd = statistics.stdev(d)
     p = 1.0 if sd == 0 and m == 0 else float(stats.ttest_rel(
         [a[s] for s in sorted(a)], [b[s] for s in sorted(a)]).pvalue)
-    return Gap(m, lo, hi, p, len(d), "paired t", sd)
+    unpaired = math.sqrt(statistics.variance(a.values()) + statistics.variance(b.values()))
+    return Gap(m, lo, hi, p, len(d), "paired t", sd, unpaired)
   xa, xb = list(a.values()), list(b.values())
   m = statistics.fmean(xa) - statistics.fmean(xb)
   if min(len(xa), len(xb)) < 2:
@@ -131,6 +144,17 @@ def pooled_sd(gaps: list[Gap]) -> tuple[float, int] | None:
   dof = sum(g.n - 1 for g in with_sd)
   sd = math.sqrt(sum((g.n - 1) * g.sd ** 2 for g in with_sd) / dof)
   return sd, int(statistics.median_low([g.n for g in with_sd]))
+
+
+def pooled_r(gaps: list[Gap]) -> float | None:
+  """The arms' correlation over the seeds, pooled over paired gaps as pooled_sd pools:
+  1 - (dof-weighted var of the differences) / (dof-weighted var(a) + var(b)); None when
+  no paired gap has two seeds and a spread."""
+  both = [g for g in gaps if g.r is not None and g.n >= 2]
+  if not both:
+    return None
+  paired = sum((g.n - 1) * g.sd ** 2 for g in both)
+  return 1.0 - paired / sum((g.n - 1) * g.sd_unpaired ** 2 for g in both)
 
 
 def holm(pvalues: list[float], alpha: float = ALPHA) -> list[bool]:

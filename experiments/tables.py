@@ -164,6 +164,11 @@ def gap_findings(gaps: list[stats.Gap | None], what: str, direction: str,
         f"80% power (5% two-sided) is {mdg:.2f} points; detecting 0.3 points would take "
         f"{need if need else 'more than 10000'} seeds "
         f"(`python -m experiments.power --sd {sd:.2f} --delta 0.3`).")
+    r = stats.pooled_r(done) if paired else None
+    if r is not None:
+      lines.append(
+          f"Pairing: the arms' per-seed values correlate r = {r:+.2f} (pooled over the "
+          f"{what}), so the paired test needs {1 - r:.2f}x the seeds of an unpaired one.")
   return lines
 
 

@@ -33,6 +33,23 @@ def test_paired_gap_uses_the_per_seed_differences():
   assert stats.compare({}, b) is None
 
 
+def test_pairings_correlation_is_pearsons_r_for_equal_spreads_and_pools_by_dof():
+  a = {0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0}
+  assert stats.compare(a, {s: v + 0.5 for s, v in a.items()}).r == pytest.approx(1.0)
+  independent = stats.compare({0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0}, {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0})
+  assert independent.r == pytest.approx(0.0)  # the differences vary as much as unpaired arms
+  b = {0: 2.0, 1: 1.0, 2: 4.0, 3: 3.0}  # same spread as a
+  g = stats.compare(a, b)
+  assert g.r == pytest.approx(st.pearsonr(list(a.values()), list(b.values())).statistic)
+  assert g.sd_unpaired == pytest.approx(math.sqrt(2 * st.tvar(list(a.values()))))
+  # pooled: 1 - sum(dof * var_diff) / sum(dof * (var_a + var_b)) over the paired gaps
+  assert stats.pooled_r([g, independent]) == pytest.approx(
+      1 - (3 * g.sd ** 2 + 3 * independent.sd ** 2)
+      / (3 * g.sd_unpaired ** 2 + 3 * independent.sd_unpaired ** 2))
+  welch = stats.compare(a, {s + 10: v for s, v in b.items()})
+  assert welch.r is None and stats.pooled_r([welch]) is None
+
+
 def test_power_and_minimal_detectable_gap_agree_with_each_other_and_the_textbook():
   mdg = stats.minimal_detectable_gap(1.0, 6)
   assert stats.power(mdg, 1.0, 6) == pytest.approx(0.8, abs=1e-6)
@@ -57,3 +74,14 @@ def test_power_cli(capsys):
   assert power.main(["--sd", "1.0", "--n", "1"]) == 2
   assert "--n=1" in capsys.readouterr().err
   assert power.main(["--sd", "1.0"]) == 2  # neither --delta nor --n
+
+
+def test_a_tables_findings_state_what_pairing_bought():
+  from experiments import tables
+  a = {0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0}
+  g = stats.compare(a, {0: 2.0, 1: 1.0, 2: 4.0, 3: 3.0})  # r = 0.6
+  lines = tables.gap_findings([g], "rows", "Shuffle lowers the error")
+  assert lines[-1] == ("Pairing: the arms' per-seed values correlate r = +0.60 (pooled over "
+                       "the rows), so the paired test needs 0.40x the seeds of an unpaired one.")
+  welch = stats.compare(a, {10: 2.0, 11: 1.0, 12: 4.0})
+  assert not any(line.startswith("Pairing") for line in tables.gap_findings([welch], "rows", "x"))
