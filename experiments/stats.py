@@ -59,11 +59,11 @@ class Gap:
   def __str__(self) -> str:
     if self.p is None:
       return f"{self.gap:+.2f} (n={self.n}, no test)"
-    return f"{self.gap:+.2f} [{self.low:+.2f}, {self.high:+.2f}] p={_fmt_p(self.p)}"
+    return f"{self.gap:+.2f} [{self.low:+.2f}, {self.high:+.2f}] p{_fmt_p(self.p)}"
 
 
 def _fmt_p(p: float) -> str:
-  return f"{p:.3f}" if p >= 0.001 else "<0.001"
+  return f"={p:.3f}" if p >= 0.001 else "<0.001"
 
 
 def compare(a: dict, b: dict) -> Gap | None:

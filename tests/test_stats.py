@@ -85,3 +85,8 @@ def test_a_tables_findings_state_what_pairing_bought():
                        "the rows), so the paired test needs 0.40x the seeds of an unpaired one.")
   welch = stats.compare(a, {10: 2.0, 11: 1.0, 12: 4.0})
   assert not any(line.startswith("Pairing") for line in tables.gap_findings([welch], "rows", "x"))
+
+
+def test_a_gap_prints_its_p_value_as_an_equation_or_a_bound():
+  assert str(stats.Gap(1.0, 0.5, 1.5, 0.0123, 6, "paired t", 0.4)).endswith(" p=0.012")
+  assert str(stats.Gap(1.0, 0.5, 1.5, 2e-5, 6, "paired t", 0.4)).endswith(" p<0.001")
