@@ -19,8 +19,9 @@ from pathlib import Path
 from experiments import stats
 
 
-def measured_sd(sweep_dir: Path) -> tuple[float, int, bool]:
-  """(sd, n, paired) pooled over the comparisons of the sweep's table."""
+def measured_sd(sweep_dir: Path) -> tuple[float, int, bool, float | None]:
+  """(sd, n, paired, r) pooled over the comparisons of the sweep's table; r: the arms'
+  per-seed correlation (stats.pooled_r; None for an unpaired table)."""
   from experiments import tables
   name = sweep_dir.name
   records = tables.load_records(sweep_dir)
@@ -30,7 +31,9 @@ def measured_sd(sweep_dir: Path) -> tuple[float, int, bool]:
   pooled = stats.pooled_sd([g for g in gaps if g is not None])
   if pooled is None:
     raise ValueError(f"--records={sweep_dir}: no comparison has two or more seeds")
-  return pooled[0], pooled[1], all(g.test == "paired t" for g in gaps if g is not None)
+  done = [g for g in gaps if g is not None]
+  paired = all(g.test == "paired t" for g in done)
+  return pooled[0], pooled[1], paired, stats.pooled_r(done) if paired else None
 
 
 def main(argv=None) -> int:
@@ -58,9 +61,12 @@ def main(argv=None) -> int:
                 name, "a value in (0, 1)"))
     paired = not args.unpaired
     if args.records:
-      sd, n_measured, paired = measured_sd(Path(args.records))
+      sd, n_measured, paired, r = measured_sd(Path(args.records))
       print(f"{args.records}: sd of the {'per-seed differences' if paired else 'cells'} "
             f"{sd:.3f} points, pooled over the table's comparisons (n={n_measured} seeds)")
+      if r is not None:
+        print(f"the arms' per-seed values correlate r = {r:+.2f}: the paired design needs "
+              f"{1 - r:.2f}x the seeds of an unpaired one")
     else:
       sd, n_measured = args.sd, None
     design = "paired t" if paired else "Welch t"

@@ -90,3 +90,14 @@ def test_a_tables_findings_state_what_pairing_bought():
 def test_a_gap_prints_its_p_value_as_an_equation_or_a_bound():
   assert str(stats.Gap(1.0, 0.5, 1.5, 0.0123, 6, "paired t", 0.4)).endswith(" p=0.012")
   assert str(stats.Gap(1.0, 0.5, 1.5, 2e-5, 6, "paired t", 0.4)).endswith(" p<0.001")
+
+
+def test_power_from_records_states_the_pairing_the_table_states(capsys):
+  from pathlib import Path
+  root = Path(__file__).resolve().parents[1] / "results"
+  assert power.main(["--records", str(root / "records" / "ablation_shuffle"), "--n", "6"]) == 0
+  r_line = [line for line in capsys.readouterr().out.splitlines() if "correlate" in line]
+  table = (root / "ablation_shuffle.md").read_text()
+  r = table.split("per-seed values correlate r = ")[1].split(" ")[0]
+  assert len(r_line) == 1 and r_line[0].startswith(
+      f"the arms' per-seed values correlate r = {r}: the paired design needs 0."), r_line
