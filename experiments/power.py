@@ -27,11 +27,10 @@ def measured_sd(sweep_dir: Path) -> tuple[float, int, bool, float | None]:
   records = tables.load_records(sweep_dir)
   if not records:
     raise ValueError(f"--records={sweep_dir}: no <run id>/result.json under it")
-  gaps = tables.comparisons(name, records)
-  pooled = stats.pooled_sd([g for g in gaps if g is not None])
+  done = [g for g in tables.comparisons(name, records) if g is not None]
+  pooled = stats.pooled_sd(done)
   if pooled is None:
     raise ValueError(f"--records={sweep_dir}: no comparison has two or more seeds")
-  done = [g for g in gaps if g is not None]
   paired = all(g.test == "paired t" for g in done)
   return pooled[0], pooled[1], paired, stats.pooled_r(done) if paired else None
 

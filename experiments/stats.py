@@ -50,8 +50,8 @@ class Gap:
   @property
   def r(self) -> float | None:
     """1 - var(differences) / (var(a) + var(b)) over the paired seeds: the arms'
-    correlation (Pearson's r where their spreads agree). Pairing divides the seeds a test
-    needs by 1 / (1 - r): nothing at r = 0. None for unpaired or constant arms."""
+    correlation (Pearson's r where their spreads agree). The paired test needs 1 - r times
+    the seeds of an unpaired one: no saving at r = 0. None for unpaired or constant arms."""
     if self.sd is None or not self.sd_unpaired:
       return None
     return 1.0 - self.sd ** 2 / self.sd_unpaired ** 2
@@ -150,7 +150,7 @@ def pooled_r(gaps: list[Gap]) -> float | None:
   """The arms' correlation over the seeds, pooled over paired gaps as pooled_sd pools:
   1 - (dof-weighted var of the differences) / (dof-weighted var(a) + var(b)); None when
   no paired gap has two seeds and a spread."""
-  both = [g for g in gaps if g.r is not None and g.n >= 2]
+  both = [g for g in gaps if g.r is not None]
   if not both:
     return None
   paired = sum((g.n - 1) * g.sd ** 2 for g in both)

@@ -39,7 +39,7 @@ def test_gaps_are_paired_by_run_id_and_name_what_differs(tmp_path, capsys):
   # data_dir differs too but does not change what is trained; the model sets differ (m3)
   # but only the pairs are compared
   assert "What differs between the paired runs:\n- exact_epochs: False vs True\n\n" in out
-  # r: m1's sides move together (B + a shift of sd 0.16 points; sides' sd 1.29)
+  # r: m1's sides move together (B plus a shift of sd 0.16 points; each side's sd ~1.3)
   assert "| m1 | 4 | +1.00 [+0.74, +1.26] p=0.001 | 0.16 | +0.99 |" in out
   assert gaps["m2"].r == 1.0
   assert "| all | 8 |" in out
