@@ -7,7 +7,8 @@ Two directories of ``<run id>/result.json`` (+ ``config.json``) -- the same swee
 with something changed: the data pipeline, ``exact_epochs``, the device, a library version.
 Runs are paired by run id (``<model>-seed<n>``: the same model and seed, so the same
 initialization), and the gap A - B of the metric (default: final top-1 error, in points) is
-tested on the per-run differences (paired t), per model and over all pairs. It first prints
+tested on the per-run differences (paired t) per model, and overall on the per-seed means over
+the models (runs of one seed share its data order: one sample). It first prints
 what differs between the two sets (config values, device, libraries), so that a gap is
 read against what produced it. Exit status 2 with a message when a directory holds no
 records or the two share no run id.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -74,8 +76,9 @@ def differences(a: dict, b: dict) -> list[str]:
           if va.get(k) != vb.get(k)]
 
 
-def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.Gap]:
-  """({model: gap A - B over its seeds}, gap over all common run ids), in points."""
+def _pairs(a: dict, b: dict, metric: str) -> list[tuple[str, object, float, float]]:
+  """(model, seed, value in A, value in B) of every run id in both sets, in points for
+  errors."""
   common = sorted(set(a) & set(b))
   if not common:
     raise ValueError("the two record sets share no run id; nothing to pair")
@@ -85,13 +88,46 @@ def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.G
     if metric not in metrics:
       raise ValueError(f"run {rid} has no metric {metric!r}; it has: {', '.join(sorted(metrics))}")
     return 100.0 * metrics[metric] if metric.endswith("_err") else metrics[metric]
+  return [(a[rid][0].get("model", rid.rsplit("-seed", 1)[0]),
+           a[rid][0].get("seed", rid.rsplit("-seed", 1)[-1]), value(a, rid), value(b, rid))
+          for rid in common]
+
+
+def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.Gap]:
+  """({model: gap A - B over its seeds}, the overall gap over the seeds), in points.
+
+  Overall, each seed's values are averaged over the models before the paired test: runs of
+  one seed share its data order and augmentation within each set, so their differences are
+  not independent (a seed whose draws favour one set moves every model's pair: see
+  seed_effect), and a test over all run ids would overstate n."""
   by_model = collections.defaultdict(lambda: ({}, {}))
-  for rid in common:
-    model = a[rid][0].get("model", rid.rsplit("-seed", 1)[0])
-    by_model[model][0][rid], by_model[model][1][rid] = value(a, rid), value(b, rid)
+  by_seed = collections.defaultdict(lambda: ([], []))
+  for model, seed, va, vb in _pairs(a, b, metric):
+    by_model[model][0][seed], by_model[model][1][seed] = va, vb
+    by_seed[seed][0].append(va)
+    by_seed[seed][1].append(vb)
   gaps = {m: stats.compare(xa, xb) for m, (xa, xb) in sorted(by_model.items())}
-  overall = stats.compare({r: value(a, r) for r in common}, {r: value(b, r) for r in common})
+  overall = stats.compare({s: statistics.fmean(xa) for s, (xa, _) in by_seed.items()},
+                          {s: statistics.fmean(xb) for s, (_, xb) in by_seed.items()})
   return gaps, overall
+
+
+def seed_effect(a: dict, b: dict, metric: str) -> float | None:
+  """p of a one-way ANOVA by seed of the differences A - B less their model's mean: small
+  when a seed moves all its models' pairs together. None without two seeds of 2+ runs."""
+  pairs = _pairs(a, b, metric)
+  diffs = collections.defaultdict(list)
+  for model, _, va, vb in pairs:
+    diffs[model].append(va - vb)
+  residuals = collections.defaultdict(list)
+  for model, seed, va, vb in pairs:
+    residuals[seed].append(va - vb - statistics.fmean(diffs[model]))
+  groups = [r for r in residuals.values() if len(r) >= 2]
+  if len(groups) < 2:
+    return None
+  from scipy import stats as st
+  p = float(st.f_oneway(*groups).pvalue)
+  return None if p != p else p  # NaN: no spread within the seeds
 
 
 def report(path_a: Path, path_b: Path, a: dict, b: dict, metric: str,
@@ -100,9 +136,11 @@ def report(path_a: Path, path_b: Path, a: dict, b: dict, metric: str,
   lines = [f"# {path_a} (A) vs {path_b} (B), paired by run id", "",
            f"`python -m experiments.compare_records {path_a} {path_b}"
            + (f" --metric={metric}`" if metric != "eval_top1_err" else "`"), "",
-           f"A: {len(a)} runs; B: {len(b)} runs; {overall.n} run ids in both. {metric} A - B "
-           "(points for errors): mean [95% CI] and two-sided p of a paired t-test on the "
-           "per-run differences (same model and seed: same initialization); r: how much the "
+           f"A: {len(a)} runs; B: {len(b)} runs; {len(set(a) & set(b))} run ids in both. "
+           f"{metric} A - B (points for errors): mean [95% CI] and two-sided p of a paired "
+           "t-test on the per-run differences (same model and seed: same initialization); "
+           "overall, on the per-seed means over the models (a seed's runs share its data "
+           "order, so they are one sample, not several); r: how much the "
            "run id fixes the metric across the two sets (1 - the differences' variance over "
            "the two sides' summed variances, within models; Pearson's r for equal spreads).",
            "",
@@ -111,13 +149,18 @@ def report(path_a: Path, path_b: Path, a: dict, b: dict, metric: str,
   lines += ["", "| model | pairs | A - B [95% CI] p | sd of the differences | r |",
             "|---|---|---|---|---|"]
   r_all = stats.pooled_r(list(gaps.values()))  # within models: their means would inflate it
-  for model, g in list(gaps.items()) + [("all", overall)]:
-    r = r_all if model == "all" else g.r
+  for model, g in list(gaps.items()) + [("all (per seed)", overall)]:
+    r = r_all if g is overall else g.r
     lines.append(f"| {model} | {g.n} | {g} | {'—' if g.sd is None else f'{g.sd:.2f}'} | "
                  f"{'—' if r is None else f'{r:+.2f}'} |")
   if overall.sd:
-    lines += ["", f"Minimal detectable gap over {overall.n} pairs (80% power, 5% two-sided): "
+    lines += ["", f"Minimal detectable gap over {overall.n} seeds (80% power, 5% two-sided): "
               f"{stats.minimal_detectable_gap(overall.sd, overall.n):.2f}."]
+  p = seed_effect(a, b, metric)
+  if p is not None:
+    lines += ["", "Seed effect: the differences less their model's mean, grouped by seed, "
+              f"one-way ANOVA p={p:.3f} (a small p: a seed moves its models' pairs together, "
+              "why the overall test takes the seeds as its sample)."]
   return "\n".join(lines) + "\n"
 
 
