@@ -23,6 +23,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from scipy import stats as scipy_stats
+
 from experiments import runner, stats
 
 
@@ -99,7 +101,8 @@ def paired(a: dict, b: dict, metric: str) -> tuple[dict[str, stats.Gap], stats.G
   Overall, each seed's values are averaged over the models before the paired test: runs of
   one seed share its data order and augmentation within each set, so their differences are
   not independent (a seed whose draws favour one set moves every model's pair: see
-  seed_effect), and a test over all run ids would overstate n."""
+  seed_effect), and a test over all run ids would overstate n. A seed's mean is over the
+  models it has in both sets: compare sets that hold the same models for every seed."""
   by_model = collections.defaultdict(lambda: ({}, {}))
   by_seed = collections.defaultdict(lambda: ([], []))
   for model, seed, va, vb in _pairs(a, b, metric):
@@ -125,8 +128,7 @@ def seed_effect(a: dict, b: dict, metric: str) -> float | None:
   groups = [r for r in residuals.values() if len(r) >= 2]
   if len(groups) < 2:
     return None
-  from scipy import stats as st
-  p = float(st.f_oneway(*groups).pvalue)
+  p = float(scipy_stats.f_oneway(*groups).pvalue)
   return None if p != p else p  # NaN: no spread within the seeds
 
 
