@@ -130,12 +130,13 @@ def main(argv=None) -> int:
                  f"{warm['step_faults'] / 1e3:.1f}", f"{warm['step_s']:.2f}",
                  f"{twin['compile_s']:.2f}" if twin else "",
                  f"{twin['first_faults'] / 1e3:.0f}" if twin else "",
+                 f"{twin['first_sys_s']:.2f}" if twin else "",
                  f"{cold['setup_s']:.1f}", f"{warm['setup_s']:.1f}", cold["entries"]])
     print(mdtable.row(rows[-1]), flush=True)
   header = ["model", "first compile s", "cached compile s", "of which jax compile s",
             "of which first execution s", "first-call faults k", "first-call system s",
             "faults k / later step", "steps s", "PyTorch first-call extra s",
-            "PyTorch first-call faults k", "setup s (cold)", "setup s (warm)",
+            "PyTorch first-call faults k", "PyTorch first-call system s", "setup s (cold)", "setup s (warm)",
             "cache entries"]
   md = ["# Compile time: first compile vs persistent cache", "",
         "Train step + eval step at the proxy shape (28x28x1, batch 128, `auto` "
