@@ -136,8 +136,8 @@ def main(argv=None) -> int:
   header = ["model", "first compile s", "cached compile s", "of which jax compile s",
             "of which first execution s", "first-call faults k", "first-call system s",
             "faults k / later step", "steps s", "PyTorch first-call extra s",
-            "PyTorch first-call faults k", "PyTorch first-call system s", "setup s (cold)", "setup s (warm)",
-            "cache entries"]
+            "PyTorch first-call faults k", "PyTorch first-call system s", "setup s (cold)",
+            "setup s (warm)", "cache entries"]
   md = ["# Compile time: first compile vs persistent cache", "",
         "Train step + eval step at the proxy shape (28x28x1, batch 128, `auto` "
         "implementations), each figure from its own fresh process: first with an empty "
