@@ -120,9 +120,9 @@ run ablation_width "0.25, 0.5, 1.0, 1.5, 2.0"
 # Then Tables 5 and 4 to 6 seeds (their ShuffleNet rows come from the other sweeps' records).
 run compare_mobilenet -
 run compare_units -
-# Does the shuffle gain appear with more training? Table 3's 0.25x g3 row at 3 epochs (the
-# `power` recipe otherwise: its schedule spans the 3 epochs), 6 seeds, 12 runs of ~10 min here,
-# records and table in results/lab/epochs3/; pair with the 1-epoch records by
-#   python -m experiments.compare_records results/lab/epochs3/records/ablation_shuffle \
-#       results/records/ablation_shuffle
+# Does the shuffle gain appear with more training? Table 3's 0.25x rows at 3 epochs (the
+# `power` recipe otherwise: its schedule spans the 3 epochs), 6 seeds, g3 first (12 runs of
+# ~2.6 min here, idle), then g8 (~2x a g3 step); records and table in results/lab/epochs3/,
+# paired with the 1-epoch records in results/lab/epochs3/epochs3_vs_epoch1.md (--committed).
 run_lab epochs3 ablation_shuffle "0.25," "--config.sweep.groups=(3,)" --config.num_epochs=3
+run_lab epochs3 ablation_shuffle "0.25," --config.num_epochs=3

@@ -188,6 +188,8 @@ COMMITTED = [
      f"results/lab/on_device_k1/{_SHUFFLE}"),
     ("results/lab/on_device_k1/exact_vs_k1.md", f"results/lab/exact_epochs/{_SHUFFLE}",
      f"results/lab/on_device_k1/{_SHUFFLE}"),
+    ("results/lab/epochs3/epochs3_vs_epoch1.md", f"results/lab/epochs3/{_SHUFFLE}",
+     f"results/{_SHUFFLE}"),
 ]
 
 
