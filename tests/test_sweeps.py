@@ -165,6 +165,7 @@ def test_two_workers_finish_a_sweep_together_without_overlap(tmp_path):
 
 @pytest.mark.parametrize("where", ["", "finding", "gpu", "lab/finding_24seeds", "lab/finding_lr0.8",
                                    "lab/exact_epochs", "lab/on_device", "lab/on_device_k1",
+                                   "lab/epochs3",
                                    "archive/proxy_2seeds",
                                    "archive/quick_1seed"])
 def test_committed_tables_are_reproduced_by_the_builder(tmp_path, where):
